@@ -1,0 +1,140 @@
+//! The epoll backend (Linux default). Level-triggered; the epoll fd itself is the pollable backend fd.
+
+use super::{Interest, ModifyError, PollEvent, Poller};
+use crate::status::{Error, Result};
+use crate::types::{REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::raw::c_int;
+
+const MAX_EVENTS: usize = 1024;
+
+pub struct Epoll {
+    epfd: OwnedFd,
+    buffer: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    pub fn new() -> Result<Epoll> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::last_os());
+        }
+        Ok(Epoll {
+            // SAFETY: a fresh fd we own.
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            buffer: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
+        })
+    }
+
+    fn ctl(
+        &self,
+        op: c_int,
+        fd: c_int,
+        tag: u32,
+        interest: Interest,
+    ) -> std::result::Result<(), i32> {
+        let mut flags = 0;
+        if interest.read {
+            flags |= libc::EPOLLIN as u32;
+        }
+        if interest.write {
+            flags |= libc::EPOLLOUT as u32;
+        }
+        let mut event = libc::epoll_event {
+            events: flags,
+            u64: (u64::from(tag) << 32) | fd as u32 as u64,
+        };
+        // SAFETY: valid epoll fd and event pointer.
+        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO))
+        }
+    }
+}
+
+impl Poller for Epoll {
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+
+    fn pollable_fd(&self) -> c_int {
+        self.epfd.as_raw_fd()
+    }
+
+    fn add(&mut self, fd: c_int, tag: u32, interest: Interest) -> Result<()> {
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, tag, interest) {
+            Ok(()) => Ok(()),
+            Err(libc::EEXIST) => self
+                .ctl(libc::EPOLL_CTL_MOD, fd, tag, interest)
+                .map_err(Error::Os),
+            Err(errno) => Err(Error::Os(errno)),
+        }
+    }
+
+    fn modify(
+        &mut self,
+        fd: c_int,
+        tag: u32,
+        interest: Interest,
+    ) -> std::result::Result<(), ModifyError> {
+        match self.ctl(libc::EPOLL_CTL_MOD, fd, tag, interest) {
+            Ok(()) => Ok(()),
+            // The kernel dropped our registration: the file was closed behind our back.
+            Err(libc::ENOENT) => Err(ModifyError::Stale),
+            Err(errno) => Err(ModifyError::Other(Error::Os(errno))),
+        }
+    }
+
+    fn remove(&mut self, fd: c_int) -> Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Interest::default())
+            .map_err(Error::Os)
+    }
+
+    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<()> {
+        // SAFETY: the buffer has MAX_EVENTS initialised entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                self.buffer.as_mut_ptr(),
+                MAX_EVENTS as c_int,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            return if err.raw_os_error() == Some(libc::EINTR) {
+                Ok(())
+            } else {
+                Err(err.into())
+            };
+        }
+        for event in &self.buffer[..n as usize] {
+            let flags = event.events;
+            let data = event.u64;
+            let mut bits = 0;
+            if flags & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 {
+                bits |= REACTOR_READABLE;
+            }
+            if flags & libc::EPOLLOUT as u32 != 0 {
+                bits |= REACTOR_WRITABLE;
+            }
+            if flags & libc::EPOLLHUP as u32 != 0 {
+                bits |= REACTOR_HANGUP;
+            }
+            if flags & libc::EPOLLERR as u32 != 0 {
+                bits |= REACTOR_ERROR;
+            }
+            out.push(PollEvent {
+                fd: data as u32 as c_int,
+                tag: (data >> 32) as u32,
+                bits,
+                closed: false,
+            });
+        }
+        Ok(())
+    }
+}

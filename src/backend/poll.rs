@@ -1,0 +1,179 @@
+//! The portable poll(2) backend. It has no kernel-side registration, so it remembers each fd's identity
+//! (device, inode) to notice when an fd number was closed and reused, and reports POLLNVAL as `closed`.
+
+use super::{Interest, ModifyError, PollEvent, Poller, check_fd_open};
+use crate::status::{Error, Result};
+use crate::types::{REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE};
+use std::os::raw::c_int;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    index: usize,
+    tag: u32,
+    identity: (u64, u64),
+}
+
+#[derive(Default)]
+pub struct Poll {
+    pollfds: Vec<libc::pollfd>,
+    /// Indexed by fd number.
+    slots: Vec<Option<Slot>>,
+}
+
+fn identity(fd: c_int) -> Result<(u64, u64)> {
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; fd validity is checked by the call.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(Error::last_os());
+    }
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+fn poll_flags(interest: Interest) -> i16 {
+    let mut flags = 0;
+    if interest.read {
+        flags |= libc::POLLIN;
+    }
+    if interest.write {
+        flags |= libc::POLLOUT;
+    }
+    flags
+}
+
+impl Poll {
+    pub fn new() -> Poll {
+        Poll::default()
+    }
+
+    fn slot(&self, fd: c_int) -> Option<Slot> {
+        self.slots.get(fd as usize).copied().flatten()
+    }
+}
+
+impl Poller for Poll {
+    fn name(&self) -> &'static str {
+        "poll"
+    }
+
+    fn pollable_fd(&self) -> c_int {
+        -1
+    }
+
+    fn add(&mut self, fd: c_int, tag: u32, interest: Interest) -> Result<()> {
+        check_fd_open(fd)?;
+        let identity = identity(fd)?;
+        let events = poll_flags(interest);
+        match self.slot(fd) {
+            Some(slot) => {
+                self.pollfds[slot.index].events = events;
+                self.slots[fd as usize] = Some(Slot {
+                    tag,
+                    identity,
+                    ..slot
+                });
+            }
+            None => {
+                if self.slots.len() <= fd as usize {
+                    self.slots.resize(fd as usize + 1, None);
+                }
+                self.slots[fd as usize] = Some(Slot {
+                    index: self.pollfds.len(),
+                    tag,
+                    identity,
+                });
+                self.pollfds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn modify(
+        &mut self,
+        fd: c_int,
+        tag: u32,
+        interest: Interest,
+    ) -> std::result::Result<(), ModifyError> {
+        let Some(slot) = self.slot(fd) else {
+            return Err(ModifyError::Stale);
+        };
+        match identity(fd) {
+            Ok(id) if id == slot.identity => {}
+            Ok(_) => return Err(ModifyError::Stale),
+            Err(Error::Os(libc::EBADF)) => return Err(ModifyError::Stale),
+            Err(e) => return Err(ModifyError::Other(e)),
+        }
+        self.pollfds[slot.index].events = poll_flags(interest);
+        self.slots[fd as usize] = Some(Slot { tag, ..slot });
+        Ok(())
+    }
+
+    fn remove(&mut self, fd: c_int) -> Result<()> {
+        let Some(slot) = self.slot(fd) else {
+            return Err(Error::NotFound);
+        };
+        self.slots[fd as usize] = None;
+        self.pollfds.swap_remove(slot.index);
+        if let Some(moved) = self.pollfds.get(slot.index) {
+            if let Some(Some(moved_slot)) = self.slots.get_mut(moved.fd as usize) {
+                moved_slot.index = slot.index;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<()> {
+        // SAFETY: pollfds is a valid array of its length.
+        let n = unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            return if err.raw_os_error() == Some(libc::EINTR) {
+                Ok(())
+            } else {
+                Err(err.into())
+            };
+        }
+        let mut remaining = n as usize;
+        for pfd in &self.pollfds {
+            if remaining == 0 {
+                break;
+            }
+            if pfd.revents == 0 {
+                continue;
+            }
+            remaining -= 1;
+            let flags = pfd.revents;
+            let mut bits = 0;
+            if flags & (libc::POLLIN | libc::POLLPRI) != 0 {
+                bits |= REACTOR_READABLE;
+            }
+            if flags & libc::POLLOUT != 0 {
+                bits |= REACTOR_WRITABLE;
+            }
+            if flags & libc::POLLHUP != 0 {
+                bits |= REACTOR_HANGUP;
+            }
+            if flags & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                bits |= REACTOR_ERROR;
+            }
+            let tag = self.slot(pfd.fd).map(|s| s.tag).unwrap_or(0);
+            out.push(PollEvent {
+                fd: pfd.fd,
+                tag,
+                bits,
+                closed: flags & libc::POLLNVAL != 0,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Registrations of C callbacks and their user data.
+//!
+//! `UserData` owns the host's pointer: dropping it calls the host's `release` exactly once. Every place that
+//! drops one must do so outside any `RefCell` borrow, because `release` may re-enter the API.
+//! This module holds the only calls into host code.
+
+use crate::types::reactor_t;
+use std::os::raw::{c_char, c_int, c_void};
+
+pub type CbFn = unsafe extern "C" fn(*mut reactor_t, *mut c_void);
+pub type FdFn = unsafe extern "C" fn(*mut reactor_t, c_int, u32, *mut c_void);
+pub type TriggerFn = unsafe extern "C" fn(*mut reactor_t, u64, *mut c_void) -> c_int;
+pub type LogFn = unsafe extern "C" fn(*mut c_void, c_int, *const c_char);
+pub type ReleaseFn = unsafe extern "C" fn(*mut c_void);
+
+/// The host's user data plus its release hook; released on drop.
+pub struct UserData {
+    ptr: *mut c_void,
+    release: Option<ReleaseFn>,
+}
+
+// SAFETY: the host hands us opaque pointers and promises (API.md §1) that its callbacks and release hooks
+// may run on the reactor thread, or on the freeing thread; we never dereference them.
+unsafe impl Send for UserData {}
+
+impl UserData {
+    pub fn new(ptr: *mut c_void, release: Option<ReleaseFn>) -> UserData {
+        UserData { ptr, release }
+    }
+
+    pub fn ptr(&self) -> *mut c_void {
+        self.ptr
+    }
+
+    /// Gives the pointer back without releasing it (the host keeps ownership).
+    pub fn into_raw(self) -> *mut c_void {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for UserData {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: a host-supplied release hook, called exactly once with the pointer it was given.
+            unsafe { release(self.ptr) }
+        }
+    }
+}
+
+/// A plain callback with its data: timers, thread calls, call_when_running.
+pub struct Callback {
+    pub func: CbFn,
+    pub data: UserData,
+}
+
+impl Callback {
+    pub fn call(&self, reactor: *mut reactor_t) {
+        // SAFETY: host-supplied function pointer, checked non-NULL at registration.
+        unsafe { (self.func)(reactor, self.data.ptr()) }
+    }
+}
+
+/// Calls an fd callback from its copied-out parts (so no borrow is held during the call).
+pub fn call_fd(func: FdFn, reactor: *mut reactor_t, fd: c_int, events: u32, ud: *mut c_void) {
+    // SAFETY: host-supplied function pointer, checked non-NULL at registration.
+    unsafe { func(reactor, fd, events, ud) }
+}
+
+pub fn call_trigger(func: TriggerFn, reactor: *mut reactor_t, id: u64, ud: *mut c_void) -> c_int {
+    // SAFETY: host-supplied function pointer, checked non-NULL at registration.
+    unsafe { func(reactor, id, ud) }
+}
+
+pub fn call_plain(func: CbFn, reactor: *mut reactor_t, ud: *mut c_void) {
+    // SAFETY: host-supplied function pointer, checked non-NULL at registration.
+    unsafe { func(reactor, ud) }
+}
+
+pub fn call_log(func: LogFn, ud: *mut c_void, level: c_int, message: &std::ffi::CStr) {
+    // SAFETY: host-supplied function pointer; `message` outlives the call.
+    unsafe { func(ud, level, message.as_ptr()) }
+}

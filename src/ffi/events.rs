@@ -1,0 +1,71 @@
+//! System event triggers at the C boundary.
+
+use super::{on_reactor, write_out};
+use crate::callback::UserData;
+use crate::status::{Error, Result};
+use crate::types::*;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
+
+fn event_name<'a>(event: *const c_char) -> Result<&'a [u8]> {
+    if event.is_null() {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: a NUL-terminated string (API contract); NULL was checked.
+    Ok(unsafe { CStr::from_ptr(event) }.to_bytes())
+}
+
+/// Adds a one-shot trigger for `event` ("startup", "shutdown" or any name) in `phase`; its id goes to
+/// `out_id` (may be NULL). A BEFORE trigger returning `REACTOR_PENDING` holds the event until
+/// `reactor_trigger_complete(r, id)`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_add_system_event_trigger(
+    r: *mut reactor_t,
+    phase: reactor_phase_t,
+    event: *const c_char,
+    trigger: reactor_trigger_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out_id: *mut u64,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        let phase = match phase {
+            REACTOR_PHASE_BEFORE | REACTOR_PHASE_DURING | REACTOR_PHASE_AFTER => phase as usize,
+            _ => return Err(Error::Invalid),
+        };
+        let name = event_name(event)?;
+        let func = trigger.ok_or(Error::Invalid)?;
+        let id = reactor.add_system_event_trigger(phase, name, func, UserData::new(ud, release));
+        write_out(out_id, id);
+        Ok(())
+    })
+}
+
+/// Removes a trigger that has not run yet (its release runs). Unknown or already-run id:
+/// `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_remove_system_event_trigger(r: *mut reactor_t, id: u64) -> c_int {
+    on_reactor(r, |reactor| reactor.remove_system_event_trigger(id))
+}
+
+/// Fires `event`: its triggers run before this returns, unless a BEFORE trigger holds it (then DURING
+/// and AFTER run on the loop's pass after the last completion). Firing an event that is still firing,
+/// or "startup"/"shutdown" inside `run`, gives `REACTOR_E_BUSY`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_fire_system_event(r: *mut reactor_t, event: *const c_char) -> c_int {
+    on_reactor(r, |reactor| reactor.fire_system_event(event_name(event)?))
+}
+
+/// Completes a BEFORE trigger that returned `REACTOR_PENDING`. Not pending: `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_trigger_complete(r: *mut reactor_t, trigger_id: u64) -> c_int {
+    on_reactor(r, |reactor| reactor.trigger_complete(trigger_id))
+}

@@ -1,0 +1,130 @@
+//! IReactorFDSet at the C boundary.
+
+use super::{check_list_args, on_reactor, write_list};
+use crate::callback::UserData;
+use crate::reactor::{Direction, FdHandler};
+use crate::status::Error;
+use crate::types::*;
+use std::os::raw::{c_int, c_void};
+
+fn add(
+    r: *mut reactor_t,
+    fd: c_int,
+    direction: Direction,
+    func: reactor_fd_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        if fd < 0 {
+            return Err(Error::Invalid);
+        }
+        let func = func.ok_or(Error::Invalid)?;
+        reactor.add_fd_handler(
+            fd,
+            direction,
+            FdHandler {
+                func,
+                data: UserData::new(ud, release),
+            },
+        )
+    })
+}
+
+/// Calls `fn(r, fd, events, ud)` whenever `fd` is readable (events: `REACTOR_READABLE`, plus
+/// `REACTOR_HANGUP`/`REACTOR_ERROR`). Replaces (and releases) an existing reader of `fd`. A negative or
+/// internal fd gives `REACTOR_E_INVALID`; an fd that is not open, an OS status.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_add_reader(
+    r: *mut reactor_t,
+    fd: c_int,
+    cb: reactor_fd_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+) -> c_int {
+    add(r, fd, Direction::Read, cb, ud, release)
+}
+
+/// Like `reactor_add_reader`, for writability (`REACTOR_WRITABLE`).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_add_writer(
+    r: *mut reactor_t,
+    fd: c_int,
+    cb: reactor_fd_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+) -> c_int {
+    add(r, fd, Direction::Write, cb, ud, release)
+}
+
+/// Removes the reader of `fd` (its release runs). Not registered: `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_remove_reader(r: *mut reactor_t, fd: c_int) -> c_int {
+    on_reactor(r, |reactor| reactor.remove_fd_handler(fd, Direction::Read))
+}
+
+/// Removes the writer of `fd` (its release runs). Not registered: `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_remove_writer(r: *mut reactor_t, fd: c_int) -> c_int {
+    on_reactor(r, |reactor| reactor.remove_fd_handler(fd, Direction::Write))
+}
+
+/// Removes every reader and writer; writes up to `cap` of the fds (each once, ascending) to `out_fds`
+/// and their total to `out_count` (either may be NULL when `cap` is 0).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_remove_all(
+    r: *mut reactor_t,
+    out_fds: *mut c_int,
+    cap: usize,
+    out_count: *mut usize,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        check_list_args(out_fds, cap)?;
+        write_list(&reactor.remove_all_fds(), out_fds, cap, out_count);
+        Ok(())
+    })
+}
+
+/// The fds that have a reader (ascending; internal fds are never listed).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_get_readers(
+    r: *const reactor_t,
+    out_fds: *mut c_int,
+    cap: usize,
+    out_count: *mut usize,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        check_list_args(out_fds, cap)?;
+        write_list(&reactor.fds_with(Direction::Read), out_fds, cap, out_count);
+        Ok(())
+    })
+}
+
+/// The fds that have a writer (ascending; internal fds are never listed).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_get_writers(
+    r: *const reactor_t,
+    out_fds: *mut c_int,
+    cap: usize,
+    out_count: *mut usize,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        check_list_args(out_fds, cap)?;
+        write_list(&reactor.fds_with(Direction::Write), out_fds, cap, out_count);
+        Ok(())
+    })
+}

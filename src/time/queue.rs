@@ -1,0 +1,358 @@
+//! The delayed-call queue: a 4-ary min-heap ordered by (deadline, sequence number).
+//!
+//! * FIFO for equal deadlines: every schedule or reschedule takes the next sequence number.
+//! * O(log n) cancel and reschedule: a call that has a handle carries a shared `TimerRecord` whose
+//!   `position` the heap keeps up to date as entries move.
+//! * Entries are stored inline (48 bytes with a 24-byte payload), so a pending call costs ~50 bytes.
+//! * "Due" means deadline <= now *and* scheduled before the current pass (sequence < cutoff), so a
+//!   call scheduled with delay 0 from inside a callback waits for the next pass.
+
+use crate::status::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+const ARITY: usize = 4;
+const NOT_QUEUED: usize = usize::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerState {
+    Pending,
+    Called,
+    Cancelled,
+}
+
+/// State shared between a queued call and the host's handle to it. Atomics only because the host may
+/// drop its handle from any thread; every other access happens on the reactor thread.
+#[derive(Debug)]
+pub struct TimerRecord {
+    position: AtomicUsize,
+    state: AtomicU8,
+    time_bits: AtomicU64,
+}
+
+impl Default for TimerRecord {
+    fn default() -> Self {
+        TimerRecord::new()
+    }
+}
+
+impl TimerRecord {
+    /// A record for a call about to be scheduled (the handle is made first, so a failure to make it
+    /// leaves nothing scheduled).
+    pub fn new() -> TimerRecord {
+        TimerRecord {
+            position: AtomicUsize::new(NOT_QUEUED),
+            state: AtomicU8::new(TimerState::Pending as u8),
+            time_bits: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    pub fn state(&self) -> TimerState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => TimerState::Pending,
+            1 => TimerState::Called,
+            _ => TimerState::Cancelled,
+        }
+    }
+
+    /// The deadline it is (or was last) scheduled for.
+    pub fn time(&self) -> f64 {
+        f64::from_bits(self.time_bits.load(Ordering::Relaxed))
+    }
+
+    fn set_state(&self, state: TimerState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+        self.position.store(NOT_QUEUED, Ordering::Relaxed);
+    }
+
+    fn check_pending(&self) -> Result<()> {
+        match self.state() {
+            TimerState::Pending => Ok(()),
+            TimerState::Called => Err(Error::AlreadyCalled),
+            TimerState::Cancelled => Err(Error::AlreadyCancelled),
+        }
+    }
+}
+
+struct Entry<P> {
+    deadline: f64,
+    seq: u64,
+    record: Option<Arc<TimerRecord>>,
+    payload: P,
+}
+
+impl<P> Entry<P> {
+    fn before(&self, other: &Entry<P>) -> bool {
+        self.deadline < other.deadline || (self.deadline == other.deadline && self.seq < other.seq)
+    }
+}
+
+pub struct TimerQueue<P> {
+    heap: Vec<Entry<P>>,
+    next_seq: u64,
+}
+
+impl<P> Default for TimerQueue<P> {
+    fn default() -> Self {
+        TimerQueue {
+            heap: Vec::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+impl<P> TimerQueue<P> {
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The sequence number the next scheduled call will get: the cutoff for "scheduled before now".
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The earliest deadline, if any call is pending.
+    pub fn earliest(&self) -> Option<f64> {
+        self.heap.first().map(|e| e.deadline)
+    }
+
+    /// True if a call scheduled before `cutoff` is due at `now`.
+    pub fn has_due(&self, now: f64, cutoff: u64) -> bool {
+        self.heap
+            .first()
+            .is_some_and(|e| e.deadline <= now && e.seq < cutoff)
+    }
+
+    /// Schedules `payload` at `deadline`, tracked through `record` if given (a fresh, unscheduled one).
+    pub fn schedule(&mut self, deadline: f64, payload: P, record: Option<Arc<TimerRecord>>) {
+        if let Some(record) = &record {
+            record
+                .time_bits
+                .store(deadline.to_bits(), Ordering::Relaxed);
+        }
+        let seq = self.take_seq();
+        self.heap.push(Entry {
+            deadline,
+            seq,
+            record,
+            payload,
+        });
+        let last = self.heap.len() - 1;
+        self.sift_up(last);
+    }
+
+    /// Removes and returns the earliest call if it is due (see the module comment); marks it called.
+    pub fn pop_due(&mut self, now: f64, cutoff: u64) -> Option<P> {
+        if !self.has_due(now, cutoff) {
+            return None;
+        }
+        let entry = self.remove_at(0);
+        if let Some(record) = &entry.record {
+            record.set_state(TimerState::Called);
+        }
+        Some(entry.payload)
+    }
+
+    /// Cancels a pending call and hands back its payload.
+    pub fn cancel(&mut self, record: &Arc<TimerRecord>) -> Result<P> {
+        let position = self.position_of(record)?;
+        let entry = self.remove_at(position);
+        record.set_state(TimerState::Cancelled);
+        Ok(entry.payload)
+    }
+
+    /// Moves a pending call to `deadline` (it takes a fresh place in the FIFO order).
+    pub fn reschedule(&mut self, record: &Arc<TimerRecord>, deadline: f64) -> Result<()> {
+        let position = self.position_of(record)?;
+        let seq = self.take_seq();
+        let entry = &mut self.heap[position];
+        entry.deadline = deadline;
+        entry.seq = seq;
+        record
+            .time_bits
+            .store(deadline.to_bits(), Ordering::Relaxed);
+        let position = self.sift_up(position);
+        self.sift_down(position);
+        Ok(())
+    }
+
+    /// Empties the queue (reactor teardown); records become cancelled.
+    pub fn drain(&mut self) -> Vec<P> {
+        self.heap
+            .drain(..)
+            .map(|entry| {
+                if let Some(record) = &entry.record {
+                    record.set_state(TimerState::Cancelled);
+                }
+                entry.payload
+            })
+            .collect()
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    fn position_of(&self, record: &Arc<TimerRecord>) -> Result<usize> {
+        record.check_pending()?;
+        let position = record.position.load(Ordering::Relaxed);
+        match self.heap.get(position).and_then(|e| e.record.as_ref()) {
+            Some(queued) if Arc::ptr_eq(queued, record) => Ok(position),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    fn remove_at(&mut self, position: usize) -> Entry<P> {
+        let entry = self.heap.swap_remove(position);
+        if position < self.heap.len() {
+            let position = self.sift_up(position);
+            self.sift_down(position);
+        }
+        entry
+    }
+
+    fn note_position(&self, position: usize) {
+        if let Some(record) = &self.heap[position].record {
+            record.position.store(position, Ordering::Relaxed);
+        }
+    }
+
+    fn sift_up(&mut self, mut position: usize) -> usize {
+        while position > 0 {
+            let parent = (position - 1) / ARITY;
+            if !self.heap[position].before(&self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(position, parent);
+            self.note_position(position);
+            position = parent;
+        }
+        self.note_position(position);
+        position
+    }
+
+    fn sift_down(&mut self, mut position: usize) -> usize {
+        let len = self.heap.len();
+        loop {
+            let first = position * ARITY + 1;
+            if first >= len {
+                break;
+            }
+            let mut best = first;
+            for child in first + 1..(first + ARITY).min(len) {
+                if self.heap[child].before(&self.heap[best]) {
+                    best = child;
+                }
+            }
+            if !self.heap[best].before(&self.heap[position]) {
+                break;
+            }
+            self.heap.swap(position, best);
+            self.note_position(position);
+            position = best;
+        }
+        self.note_position(position);
+        position
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain_due(q: &mut TimerQueue<u32>, now: f64) -> Vec<u32> {
+        let cutoff = q.next_seq();
+        std::iter::from_fn(|| q.pop_due(now, cutoff)).collect()
+    }
+
+    #[test]
+    fn pops_in_deadline_order_fifo_on_ties() {
+        let mut q = TimerQueue::default();
+        for i in 0..10_000u32 {
+            q.schedule(5.0, i, None);
+        }
+        q.schedule(1.0, 99_999, None);
+        let fired = drain_due(&mut q, 10.0);
+        assert_eq!(fired[0], 99_999);
+        assert_eq!(&fired[1..], (0..10_000).collect::<Vec<_>>().as_slice());
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn random_deadlines_come_out_sorted() {
+        let mut q = TimerQueue::default();
+        let mut x: u64 = 12345;
+        let mut deadlines = Vec::new();
+        for i in 0..5000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let d = (x >> 33) as f64 % 1000.0;
+            deadlines.push((d, i));
+            q.schedule(d, i, (i % 3 == 0).then(|| Arc::new(TimerRecord::new())));
+        }
+        deadlines.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let fired = drain_due(&mut q, 1e9);
+        assert_eq!(fired, deadlines.iter().map(|d| d.1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn not_due_before_deadline_or_after_cutoff() {
+        let mut q = TimerQueue::default();
+        q.schedule(2.0, 1, None);
+        assert!(drain_due(&mut q, 1.0).is_empty());
+        let cutoff = q.next_seq();
+        q.schedule(0.0, 2, None);
+        assert_eq!(
+            q.pop_due(5.0, cutoff),
+            Some(1),
+            "call scheduled after the cutoff waits"
+        );
+        assert_eq!(q.pop_due(5.0, cutoff), None);
+        assert_eq!(drain_due(&mut q, 5.0), vec![2]);
+    }
+
+    #[test]
+    fn cancel_and_reschedule_track_positions() {
+        let mut q = TimerQueue::default();
+        let records: Vec<_> = (0..1000u32)
+            .map(|i| {
+                let record = Arc::new(TimerRecord::new());
+                q.schedule(i as f64, i, Some(record.clone()));
+                record
+            })
+            .collect();
+        for (i, r) in records.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(q.cancel(r).unwrap(), i as u32);
+            }
+        }
+        assert_eq!(q.cancel(&records[0]).unwrap_err(), Error::AlreadyCancelled);
+        assert_eq!(
+            q.reschedule(&records[0], 1.0).unwrap_err(),
+            Error::AlreadyCancelled
+        );
+        q.reschedule(&records[999], -1.0).unwrap();
+        q.reschedule(&records[1], 5000.0).unwrap();
+        assert_eq!(records[1].time(), 5000.0);
+        let fired = drain_due(&mut q, 1e9);
+        assert_eq!(fired.len(), 500);
+        assert_eq!(fired[0], 999);
+        assert_eq!(*fired.last().unwrap(), 1);
+        assert_eq!(records[1].state(), TimerState::Called);
+        assert_eq!(q.cancel(&records[1]).unwrap_err(), Error::AlreadyCalled);
+    }
+
+    #[test]
+    fn distant_deadline_stays_pending() {
+        let mut q = TimerQueue::default();
+        q.schedule(1e30, 1, None);
+        assert!(drain_due(&mut q, 1e20).is_empty());
+        assert_eq!(q.earliest(), Some(1e30));
+    }
+}

@@ -1,0 +1,102 @@
+//! The C-visible types of `reactor.h`: opaque handles, callback signatures, versioned structs, flags.
+#![allow(non_camel_case_types)]
+
+use std::os::raw::{c_char, c_int, c_void};
+
+/// Opaque reactor handle (`reactor_new` / `reactor_free`).
+pub struct reactor_t {
+    _opaque: [u8; 0],
+}
+
+/// Opaque handle to a scheduled delayed call (`reactor_call_later`); valid until released.
+pub struct reactor_delayed_call_t {
+    _opaque: [u8; 0],
+}
+
+/// Opaque coalescing wake-up handle (`reactor_async_new`).
+pub struct reactor_async_t {
+    _opaque: [u8; 0],
+}
+
+/// Opaque handle that can call into a reactor from any thread, even after the reactor is freed.
+pub struct reactor_remote_t {
+    _opaque: [u8; 0],
+}
+
+/// Which poller a reactor uses (`REACTOR_BACKEND_*`).
+pub type reactor_backend_t = c_int;
+/// epoll on Linux, kqueue on BSD/macOS, unless `REACTOR_BACKEND` says otherwise.
+pub const REACTOR_BACKEND_DEFAULT: reactor_backend_t = 0;
+pub const REACTOR_BACKEND_EPOLL: reactor_backend_t = 1;
+pub const REACTOR_BACKEND_POLL: reactor_backend_t = 2;
+pub const REACTOR_BACKEND_KQUEUE: reactor_backend_t = 3;
+
+/// Phase of a system event trigger (`REACTOR_PHASE_*`).
+pub type reactor_phase_t = c_int;
+pub const REACTOR_PHASE_BEFORE: reactor_phase_t = 0;
+pub const REACTOR_PHASE_DURING: reactor_phase_t = 1;
+pub const REACTOR_PHASE_AFTER: reactor_phase_t = 2;
+
+/// Log levels passed to `reactor_log_fn`.
+pub const REACTOR_LOG_ERROR: c_int = 1;
+pub const REACTOR_LOG_WARN: c_int = 2;
+pub const REACTOR_LOG_INFO: c_int = 3;
+
+/// Readiness bits passed to `reactor_fd_fn`.
+pub const REACTOR_READABLE: u32 = 1;
+pub const REACTOR_WRITABLE: u32 = 2;
+pub const REACTOR_HANGUP: u32 = 4;
+pub const REACTOR_ERROR: u32 = 8;
+/// The reactor is shutting down; the registration is removed after this call.
+pub const REACTOR_SHUTDOWN: u32 = 16;
+
+/// Frees user data when the library drops a registration. Called exactly once.
+pub type reactor_release_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+/// A plain callback on the reactor thread.
+pub type reactor_cb_fn = Option<unsafe extern "C" fn(r: *mut reactor_t, user_data: *mut c_void)>;
+/// Receives log messages; `message` is valid only during the call.
+pub type reactor_log_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: c_int, message: *const c_char)>;
+/// A system event trigger. Return `REACTOR_OK`, `REACTOR_PENDING` (BEFORE phase: hold the event), or a
+/// negative status (logged; the other triggers still run).
+pub type reactor_trigger_fn = Option<
+    unsafe extern "C" fn(r: *mut reactor_t, trigger_id: u64, user_data: *mut c_void) -> c_int,
+>;
+/// fd readiness callback; `events` is a mask of `REACTOR_READABLE` ... `REACTOR_SHUTDOWN`.
+pub type reactor_fd_fn =
+    Option<unsafe extern "C" fn(r: *mut reactor_t, fd: c_int, events: u32, user_data: *mut c_void)>;
+
+/// Options for `reactor_new`. Fill with `reactor_options_init` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct reactor_options_t {
+    /// `sizeof(reactor_options_t)` as the caller knows it.
+    pub struct_size: u32,
+    /// `REACTOR_BACKEND_DEFAULT`, `_EPOLL`, `_POLL` or `_KQUEUE`.
+    pub backend: reactor_backend_t,
+    /// Default 1: SIGINT/SIGTERM stop the reactor; dispositions are restored after `run`.
+    pub install_signal_handlers: c_int,
+    /// Default 0; 1 = time advances only through `reactor_clock_advance`.
+    pub manual_clock: c_int,
+    /// Maximum size of the reactor's thread pool (default 10, never 0).
+    pub thread_pool_max: usize,
+}
+
+/// Loop statistics (`reactor_stats`). Counters never decrease; `fds_registered` and `timers_pending`
+/// are current values.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct reactor_stats_t {
+    pub struct_size: u32,
+    pub iterations: u64,
+    pub polls: u64,
+    pub wakeups: u64,
+    pub callbacks: u64,
+    pub timers_fired: u64,
+    pub thread_calls: u64,
+    pub fds_registered: u64,
+    pub timers_pending: u64,
+    pub backend_ctl_calls: u64,
+    /// Seconds spent blocked in the poller.
+    pub idle_seconds: f64,
+}
