@@ -430,22 +430,27 @@ int reactor_remove_reader(struct reactor_t *r, int fd);
 int reactor_remove_writer(struct reactor_t *r, int fd);
 
 /*
- Removes every reader and writer; writes up to `cap` of the fds (each once, ascending) to `out_fds`
- and their total to `out_count` (either may be NULL when `cap` is 0).
+ Removes every reader and writer (their releases run); writes up to `cap` of the fds (each once,
+ ascending) to `out_fds` and their total to `out_count` (required; `out_fds` may be NULL if `cap` is 0).
 
  Thread-safety: reactor thread only.
  */
-int reactor_remove_all(struct reactor_t *r, int *out_fds, size_t cap, size_t *out_count);
+int reactor_remove_all(struct reactor_t *r,
+                       int *out_fds,
+                       size_t cap,
+                       size_t *out_count);
 
 /*
- The fds that have a reader (ascending; internal fds are never listed).
+ The fds that have a reader (ascending; internal fds are never listed): up to `cap` into `out_fds`,
+ the total into `out_count` (required).
 
  Thread-safety: reactor thread only.
  */
 int reactor_get_readers(const struct reactor_t *r, int *out_fds, size_t cap, size_t *out_count);
 
 /*
- The fds that have a writer (ascending; internal fds are never listed).
+ The fds that have a writer (ascending; internal fds are never listed): up to `cap` into `out_fds`,
+ the total into `out_count` (required).
 
  Thread-safety: reactor thread only.
  */

@@ -1,5 +1,7 @@
 //! The portable poll(2) backend. It has no kernel-side registration, so it remembers each fd's identity
-//! (device, inode) to notice when an fd number was closed and reused, and reports POLLNVAL as `closed`.
+//! (device, inode): an fd that reports readiness but is no longer the file that was registered (closed,
+//! number reused) is reported as `closed` with no readiness bits, so the old registration never sees the
+//! new file's events. POLLNVAL (closed, not reused) is reported as `closed` with `REACTOR_ERROR`.
 
 use super::{Interest, ModifyError, PollEvent, Poller, check_fd_open};
 use crate::status::{Error, Result};
@@ -166,12 +168,20 @@ impl Poller for Poll {
             if flags & (libc::POLLERR | libc::POLLNVAL) != 0 {
                 bits |= REACTOR_ERROR;
             }
-            let tag = self.slot(pfd.fd).map(|s| s.tag).unwrap_or(0);
+            let Some(slot) = self.slot(pfd.fd) else {
+                continue;
+            };
+            let mut closed = flags & libc::POLLNVAL != 0;
+            if !closed && identity(pfd.fd).is_ok_and(|id| id != slot.identity) {
+                // Closed and the number reused for another file: the old registration must not see it.
+                closed = true;
+                bits = 0;
+            }
             out.push(PollEvent {
                 fd: pfd.fd,
-                tag,
+                tag: slot.tag,
                 bits,
-                closed: flags & libc::POLLNVAL != 0,
+                closed,
             });
         }
         Ok(())

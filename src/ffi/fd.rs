@@ -77,8 +77,8 @@ pub extern "C" fn reactor_remove_writer(r: *mut reactor_t, fd: c_int) -> c_int {
     on_reactor(r, |reactor| reactor.remove_fd_handler(fd, Direction::Write))
 }
 
-/// Removes every reader and writer; writes up to `cap` of the fds (each once, ascending) to `out_fds`
-/// and their total to `out_count` (either may be NULL when `cap` is 0).
+/// Removes every reader and writer (their releases run); writes up to `cap` of the fds (each once,
+/// ascending) to `out_fds` and their total to `out_count` (required; `out_fds` may be NULL if `cap` is 0).
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
@@ -89,13 +89,14 @@ pub unsafe extern "C" fn reactor_remove_all(
     out_count: *mut usize,
 ) -> c_int {
     on_reactor(r, |reactor| {
-        check_list_args(out_fds, cap)?;
+        check_list_args(out_fds, cap, out_count)?;
         write_list(&reactor.remove_all_fds(), out_fds, cap, out_count);
         Ok(())
     })
 }
 
-/// The fds that have a reader (ascending; internal fds are never listed).
+/// The fds that have a reader (ascending; internal fds are never listed): up to `cap` into `out_fds`,
+/// the total into `out_count` (required).
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
@@ -106,13 +107,14 @@ pub unsafe extern "C" fn reactor_get_readers(
     out_count: *mut usize,
 ) -> c_int {
     on_reactor(r, |reactor| {
-        check_list_args(out_fds, cap)?;
+        check_list_args(out_fds, cap, out_count)?;
         write_list(&reactor.fds_with(Direction::Read), out_fds, cap, out_count);
         Ok(())
     })
 }
 
-/// The fds that have a writer (ascending; internal fds are never listed).
+/// The fds that have a writer (ascending; internal fds are never listed): up to `cap` into `out_fds`,
+/// the total into `out_count` (required).
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
@@ -123,7 +125,7 @@ pub unsafe extern "C" fn reactor_get_writers(
     out_count: *mut usize,
 ) -> c_int {
     on_reactor(r, |reactor| {
-        check_list_args(out_fds, cap)?;
+        check_list_args(out_fds, cap, out_count)?;
         write_list(&reactor.fds_with(Direction::Write), out_fds, cap, out_count);
         Ok(())
     })

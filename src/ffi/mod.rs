@@ -114,8 +114,9 @@ fn write_list(values: &[c_int], out: *mut c_int, cap: usize, out_count: *mut usi
     write_out(out_count, values.len());
 }
 
-fn check_list_args(out: *mut c_int, cap: usize) -> Result<()> {
-    if out.is_null() && cap > 0 {
+/// `out_count` is required (without it a caller cannot tell a truncated list); `out` only if `cap` > 0.
+fn check_list_args(out: *mut c_int, cap: usize, out_count: *mut usize) -> Result<()> {
+    if (out.is_null() && cap > 0) || out_count.is_null() {
         Err(Error::Invalid)
     } else {
         Ok(())

@@ -5,7 +5,9 @@
 //!   `position` the heap keeps up to date as entries move.
 //! * Entries are stored inline (48 bytes with a 24-byte payload), so a pending call costs ~50 bytes.
 //! * "Due" means deadline <= now *and* scheduled before the current pass (sequence < cutoff), so a
-//!   call scheduled with delay 0 from inside a callback waits for the next pass.
+//!   call scheduled with delay 0 from inside a callback waits for the next pass. This relies on the
+//!   clock being monotonic: a call scheduled after the cutoff has a deadline >= the pass's `now`, so it
+//!   sorts after every call that is due, and stopping at the first non-due entry misses nothing.
 
 use crate::status::{Error, Result};
 use std::sync::Arc;
@@ -307,7 +309,7 @@ mod tests {
         q.schedule(2.0, 1, None);
         assert!(drain_due(&mut q, 1.0).is_empty());
         let cutoff = q.next_seq();
-        q.schedule(0.0, 2, None);
+        q.schedule(5.0, 2, None); // scheduled "now" (5.0) with delay 0, during the pass
         assert_eq!(
             q.pop_due(5.0, cutoff),
             Some(1),

@@ -1,0 +1,61 @@
+# libreactor — build, install, demo and test entry points.
+#
+#   make demo      build, install into build/prefix, compile c-examples/demo.c with pkg-config, run it
+#   make test      the whole suite (scripts/test.sh)
+#   make install   PREFIX=/usr/local DESTDIR=
+#
+# Targets that need system packages depend on `deps` (scripts/deps.sh: a no-op when all is present).
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CARGO   ?= cargo
+PYTHON  ?= python3
+CC      ?= cc
+EXAMPLE_CFLAGS ?= -std=c11 -O2 -g -Wall -Wextra -Werror
+
+# Private install used by demo and examples.
+STAGE    := $(CURDIR)/build/prefix
+PKGCONF  := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
+EXAMPLES := $(wildcard c-examples/*.c)
+
+.PHONY: all install stage demo examples test bench header deps clean
+
+all:
+	$(CARGO) build --release
+
+install: all
+	scripts/install.sh --artifacts target/release --prefix "$(PREFIX)" --destdir "$(DESTDIR)"
+
+# Install into build/prefix (what demo and examples link against).
+stage: deps all
+	scripts/install.sh --artifacts target/release --prefix "$(STAGE)"
+
+demo: stage
+	@mkdir -p build/examples
+	$(CC) $(EXAMPLE_CFLAGS) -o build/examples/demo c-examples/demo.c $$($(PKGCONF) --cflags --libs reactor) -pthread
+	./build/examples/demo
+
+examples: stage
+	@mkdir -p build/examples
+	@set -e; for src in $(EXAMPLES); do \
+	  out=build/examples/$$(basename $$src .c); \
+	  echo "$(CC) $(EXAMPLE_CFLAGS) -o $$out $$src \$$(pkg-config --cflags --libs reactor) -pthread"; \
+	  $(CC) $(EXAMPLE_CFLAGS) -o $$out $$src $$($(PKGCONF) --cflags --libs reactor) -pthread; \
+	done
+
+test:
+	scripts/test.sh
+
+bench: deps
+	$(PYTHON) bench/run.py
+
+# Regenerate the committed include/reactor.h from the Rust sources (cbindgen, via build.rs).
+header:
+	REACTOR_UPDATE_HEADER=1 $(CARGO) build
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf build

@@ -1,0 +1,51 @@
+#!/bin/sh
+# Install what building, testing and benchmarking libreactor needs on Debian bookworm.
+# Fast and silent when everything is present: apt-get runs only if a package is missing.
+set -eu
+
+PACKAGES="pkg-config valgrind gcc make libuv1-dev libevent-dev libev-dev"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "deps.sh: need root to run: $*" >&2
+        exit 1
+    fi
+}
+
+missing=
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "deps.sh: missing packages:$missing (no apt-get here; install them by hand)" >&2
+        exit 1
+    fi
+    echo "deps.sh: installing$missing"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "deps.sh: cargo not found; install Rust with rustup (https://rustup.rs) and re-run" >&2
+    exit 1
+fi
+# rustfmt and clippy: `cargo fmt/clippy --version` fail when the rustup component is absent.
+for c in rustfmt clippy; do
+    case $c in rustfmt) sub=fmt ;; clippy) sub=clippy ;; esac
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            echo "deps.sh: adding rustup component $c"
+            rustup component add "$c" >/dev/null
+        else
+            echo "deps.sh: cargo $sub is missing and rustup is not available" >&2
+            exit 1
+        fi
+    fi
+done
