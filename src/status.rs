@@ -143,7 +143,7 @@ pub fn os_status(errno: i32) -> c_int {
 
 /// The errno inside an OS status, or 0 for any other status.
 pub fn status_errno(status: c_int) -> c_int {
-    if status <= -(REACTOR_E_OS_BASE + 1) && status >= -(REACTOR_E_OS_BASE + 4095) {
+    if (-(REACTOR_E_OS_BASE + 4095)..=-(REACTOR_E_OS_BASE + 1)).contains(&status) {
         -status - REACTOR_E_OS_BASE
     } else {
         0

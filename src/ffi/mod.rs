@@ -63,7 +63,8 @@ fn on_reactor_or(
     let Some(reactor) = reactor_ref(r) else {
         return missing;
     };
-    if !reactor.shared.is_owner() && !(adopt == Adopt::IfIdle && !reactor.shared.is_active()) {
+    let may_adopt = adopt == Adopt::IfIdle && !reactor.shared.is_active();
+    if !reactor.shared.is_owner() && !may_adopt {
         return REACTOR_E_WRONG_THREAD;
     }
     if reactor.shared.is_poisoned() {
