@@ -15,6 +15,7 @@ const SKIP: i32 = 77;
 struct Fixture {
     prefix: PathBuf,
     bin_dir: PathBuf,
+    sources: Vec<PathBuf>,
     programs: Vec<PathBuf>,
 }
 
@@ -62,8 +63,8 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> Vec<String> {
     out.split_whitespace().map(String::from).collect()
 }
 
-/// Compiles one C file against the installed library.
-fn compile(prefix: &Path, source: &Path, output: &Path) {
+/// Compiles one C file against the installed library (plus `extra` flags, e.g. sanitizers).
+fn compile(prefix: &Path, source: &Path, output: &Path, extra: &[&str]) {
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cc.args([
         "-std=c11",
@@ -78,6 +79,7 @@ fn compile(prefix: &Path, source: &Path, output: &Path) {
     .arg("-I")
     .arg(repo().join("tests/c"))
     .args(pkg_config(prefix, &["--cflags"]))
+    .args(extra)
     .arg(source)
     .arg("-o")
     .arg(output)
@@ -119,13 +121,14 @@ fn fixture() -> &'static Fixture {
             .iter()
             .map(|source| {
                 let output = bin_dir.join(source.file_stem().unwrap());
-                compile(&prefix, source, &output);
+                compile(&prefix, source, &output, &[]);
                 output
             })
             .collect();
         Fixture {
             prefix,
             bin_dir,
+            sources,
             programs,
         }
     })
@@ -185,10 +188,14 @@ fn run_program(command: &mut Command, timeout: Duration) -> Outcome {
 }
 
 /// Runs every program on every backend with `workers` in parallel; panics listing all failures.
-fn run_all(label: &str, workers: usize, make: impl Fn(&Path, &str) -> (Command, Duration) + Sync) {
+fn run_all(
+    label: &str,
+    programs: &[PathBuf],
+    workers: usize,
+    make: impl Fn(&Path, &str) -> (Command, Duration) + Sync,
+) {
     let fixture = fixture();
-    let jobs: Vec<(PathBuf, &str)> = fixture
-        .programs
+    let jobs: Vec<(PathBuf, &str)> = programs
         .iter()
         .flat_map(|p| backends().into_iter().map(move |b| (p.clone(), b)))
         .collect();
@@ -245,7 +252,7 @@ fn run_all(label: &str, workers: usize, make: impl Fn(&Path, &str) -> (Command, 
 
 #[test]
 fn c_tests_natively_on_every_backend() {
-    run_all("native", 2, |program, _| {
+    run_all("native", &fixture().programs, 2, |program, _| {
         (Command::new(program), Duration::from_secs(90))
     });
 }
@@ -267,7 +274,7 @@ fn c_tests_under_valgrind_memcheck() {
         println!("SKIPPED: valgrind is not installed (scripts/deps.sh installs it)");
         return;
     }
-    run_all("valgrind", 2, |program, _| {
+    run_all("valgrind", &fixture().programs, 2, |program, _| {
         let mut command = Command::new("valgrind");
         command
             .args([
@@ -279,6 +286,37 @@ fn c_tests_under_valgrind_memcheck() {
             .arg(program)
             .env("REACTOR_TEST_VALGRIND", "1");
         (command, Duration::from_secs(300))
+    });
+}
+
+/// The same programs built with AddressSanitizer and UBSan. The Rust library is not instrumented, but
+/// ASan's allocator also guards its heap (double frees, invalid frees) and LeakSanitizer checks leaks.
+#[test]
+fn c_tests_with_address_sanitizer() {
+    let fixture = fixture();
+    let dir = fixture.bin_dir.join("asan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let flags = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=all",
+    ];
+    let programs: Vec<PathBuf> = fixture
+        .sources
+        .iter()
+        .map(|source| {
+            let output = dir.join(source.file_stem().unwrap());
+            compile(&fixture.prefix, source, &output, &flags);
+            output
+        })
+        .collect();
+    run_all("asan", &programs, 2, |program, _| {
+        let mut command = Command::new(program);
+        command.env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:exitcode=86",
+        );
+        (command, Duration::from_secs(120))
     });
 }
 
@@ -353,7 +391,12 @@ fn installed_library_has_soname_symlinks_and_builds_an_example() {
         "SONAME missing:\n{dynamic}"
     );
     let demo = fixture.bin_dir.join("demo-from-install");
-    compile(&fixture.prefix, &repo().join("c-examples/demo.c"), &demo);
+    compile(
+        &fixture.prefix,
+        &repo().join("c-examples/demo.c"),
+        &demo,
+        &[],
+    );
     match run_program(&mut Command::new(&demo), Duration::from_secs(60)) {
         Outcome::Pass => {}
         Outcome::Skip(why) | Outcome::Fail(why) => {
