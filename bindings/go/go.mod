@@ -1,0 +1,3 @@
+module github.com/libreactor/libreactor/bindings/go
+
+go 1.19
