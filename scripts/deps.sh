@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install what building, testing and benchmarking libreactor needs on Debian bookworm.
+# Install what building, testing and benchmarking libreactor needs on Debian bookworm (golang-go only
+# when no `go` is on PATH).
 # Fast and silent when everything is present: apt-get runs only if a package is missing.
 set -eu
 
@@ -21,6 +22,8 @@ for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$status" = installed ] || missing="$missing $p"
 done
+# The Go binding (bindings/go) needs a Go toolchain >= 1.19; Debian bookworm's golang-go is 1.19.
+command -v go >/dev/null 2>&1 || missing="$missing golang-go"
 if [ -n "$missing" ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "deps.sh: missing packages:$missing (no apt-get here; install them by hand)" >&2

@@ -7,8 +7,11 @@
 #                                 and under valgrind
 #   5. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
+#   6. bindings/go                go vet and go test -race (cgo against the same temporary install, a
+#                                 fresh GOCACHE) once per backend, then the example command
 # Ends with "N passed, 0 failed" (Rust tests counted from cargo's "test result:" lines, plus one per
-# example run). Any failure stops the script with a non-zero exit status before that line.
+# example run, plus Go tests counted from `go test -v`'s "--- PASS" lines and one per Go example run).
+# Any failure stops the script with a non-zero exit status before that line.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,6 +75,42 @@ for src in c-examples/*.c; do
     done
 done
 
+step "Go binding (bindings/go) against the installed prefix"
+# PKG_CONFIG_PATH still points at the temporary install above (cgo links through `pkg-config reactor`).
+# A fresh build cache: Go's cache does not notice changes to reactor.h outside the package.
+export GOCACHE="$WORK/gocache" GOFLAGS=-buildvcs=false CGO_ENABLED=1
+go version
+go_passed=0
+(cd bindings/go && go vet ./...)
+for backend in "${backends[@]}"; do
+    log="$WORK/go-test.$backend.log"
+    printf -- '--- go test -race (REACTOR_BACKEND=%s)\n' "$backend"
+    if ! (cd bindings/go && REACTOR_BACKEND=$backend go test -race -count=1 -timeout 300s -v ./...) \
+        >"$log" 2>&1; then
+        grep -v '^=== ' "$log" | tail -n 100
+        echo "test.sh: go test failed (backend $backend)" >&2
+        exit 1
+    fi
+    grep -E '^(ok|PASS|FAIL)' "$log"
+    n=$(grep -cE '^ *--- PASS: ' "$log" || true)
+    if grep -qE '^ *--- FAIL: ' "$log" || [ "$n" -eq 0 ]; then
+        cat "$log"
+        echo "test.sh: go test reported failures (backend $backend)" >&2
+        exit 1
+    fi
+    go_passed=$((go_passed + n))
+done
+(cd bindings/go && go build -o "$WORK/go-demo" ./examples/demo)
+for backend in "${backends[@]}"; do
+    printf -- '--- bindings/go/examples/demo (REACTOR_BACKEND=%s)\n' "$backend"
+    if ! REACTOR_BACKEND=$backend timeout 60 "$WORK/go-demo" >"$WORK/go-demo.$backend.out" 2>&1; then
+        cat "$WORK/go-demo.$backend.out"
+        echo "test.sh: Go example failed (backend $backend)" >&2
+        exit 1
+    fi
+    go_passed=$((go_passed + 1))
+done
+
 echo
-echo "rust tests: $rust_passed passed; example runs: $examples_passed passed"
-echo "$((rust_passed + examples_passed)) passed, 0 failed"
+echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed"
+echo "$((rust_passed + examples_passed + go_passed)) passed, 0 failed"
