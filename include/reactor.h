@@ -33,6 +33,11 @@
 #define REACTOR_PENDING 1
 
 /*
+ Largest `max_threads` a thread pool accepts (libuv's limit too).
+ */
+#define REACTOR_THREADPOOL_MAX_THREADS 1024
+
+/*
  Log levels passed to `reactor_log_fn`.
  */
 #define REACTOR_LOG_ERROR 1
@@ -107,6 +112,12 @@ typedef struct reactor_remote_t reactor_remote_t;
  Opaque reactor handle (`reactor_new` / `reactor_free`).
  */
 typedef struct reactor_t reactor_t;
+
+/*
+ Opaque thread-pool handle: a pool of its own (`reactor_threadpool_new` / `reactor_threadpool_free`), or
+ the reactor's pool, borrowed (`reactor_get_thread_pool`).
+ */
+typedef struct reactor_threadpool_t reactor_threadpool_t;
 
 /*
  Which poller a reactor uses (`REACTOR_BACKEND_*`).
@@ -190,6 +201,51 @@ typedef int (*reactor_trigger_fn)(struct reactor_t *r, uint64_t trigger_id, void
  fd readiness callback; `events` is a mask of `REACTOR_READABLE` ... `REACTOR_SHUTDOWN`.
  */
 typedef void (*reactor_fd_fn)(struct reactor_t *r, int fd, uint32_t events, void *user_data);
+
+/*
+ A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
+ */
+typedef void (*reactor_work_fn)(void *user_data);
+
+/*
+ Thread-pool statistics (`reactor_threadpool_stats`). `completed` and `stolen` never decrease; the
+ others are current values.
+ */
+typedef struct reactor_threadpool_stats_t {
+  uint32_t struct_size;
+  /*
+   Live worker threads.
+   */
+  uint64_t workers;
+  /*
+   Workers parked, waiting for work.
+   */
+  uint64_t idle;
+  /*
+   Jobs waiting to start.
+   */
+  uint64_t queued;
+  /*
+   Jobs run to completion.
+   */
+  uint64_t completed;
+  /*
+   Jobs a worker took from another worker's deque.
+   */
+  uint64_t stolen;
+} reactor_threadpool_stats_t;
+
+/*
+ The work half of `reactor_call_in_thread_with_callback`: runs on a pool thread, returns a result for
+ `reactor_done_fn`.
+ */
+typedef void *(*reactor_work_result_fn)(void *user_data);
+
+/*
+ The completion half of `reactor_call_in_thread_with_callback`: runs on the reactor thread with the
+ work function's result.
+ */
+typedef void (*reactor_done_fn)(struct reactor_t *r, void *result, void *user_data);
 
 /*
  epoll on Linux, kqueue on BSD/macOS, unless `REACTOR_BACKEND` says otherwise.
@@ -455,6 +511,113 @@ int reactor_get_readers(const struct reactor_t *r, int *out_fds, size_t cap, siz
  Thread-safety: reactor thread only.
  */
 int reactor_get_writers(const struct reactor_t *r, int *out_fds, size_t cap, size_t *out_count);
+
+/*
+ Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else
+ `REACTOR_E_INVALID`). `min_threads` workers start now; more start as jobs arrive, up to the max;
+ workers above the min exit after 5 s without work.
+
+ Thread-safety: any thread.
+ */
+int reactor_threadpool_new(size_t min_threads,
+                           size_t max_threads,
+                           struct reactor_threadpool_t **out);
+
+/*
+ Queues `fn(ud)` to run once on a pool thread; `release(ud)` runs after it, on the same thread. A job
+ may submit more jobs. After `reactor_threadpool_stop`: `REACTOR_E_CLOSED`, and `ud` stays the
+ caller's (release is not called).
+
+ Thread-safety: any thread, including the pool's own jobs.
+ */
+int reactor_threadpool_submit(struct reactor_threadpool_t *p,
+                              reactor_work_fn fn,
+                              void *ud,
+                              reactor_release_fn release);
+
+/*
+ Changes the pool's sizes while it runs (same rules as `reactor_threadpool_new`): growing starts
+ workers for queued jobs, shrinking lets surplus workers exit after their current job. A stopped pool:
+ `REACTOR_E_CLOSED`.
+
+ Thread-safety: any thread.
+ */
+int reactor_threadpool_resize(struct reactor_threadpool_t *p,
+                              size_t min_threads,
+                              size_t max_threads);
+
+/*
+ Copies the pool's counters into `out` (set `out->struct_size` first; bytes past what this library
+ knows are zeroed).
+
+ Thread-safety: any thread.
+ */
+int reactor_threadpool_stats(const struct reactor_threadpool_t *p,
+                             struct reactor_threadpool_stats_t *out);
+
+/*
+ Stops the pool: new jobs are refused (`REACTOR_E_CLOSED`), every queued job runs, every worker is
+ joined before this returns. Stopping a stopped pool is `REACTOR_OK`. From one of the pool's own jobs:
+ `REACTOR_E_BUSY`; on the reactor's pool (which the reactor stops during shutdown): `REACTOR_E_BUSY`.
+
+ Thread-safety: any thread except the pool's own workers.
+ */
+int reactor_threadpool_stop(struct reactor_threadpool_t *p);
+
+/*
+ Stops the pool if needed (queued jobs run, workers joined) and frees it. NULL, stale handles and the
+ reactor's borrowed pool are ignored. From one of the pool's own jobs the workers finish the queue and
+ exit on their own (they cannot be joined from among themselves).
+
+ Thread-safety: any thread (must not race other calls on the same pool).
+ */
+void reactor_threadpool_free(struct reactor_threadpool_t *p);
+
+/*
+ Runs `fn(ud)` once on the reactor's thread pool (Twisted's callInThread); `release(ud)` runs after it,
+ on the same pool thread. Jobs queued before the reactor runs wait for it. After a run that ended with
+ `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+
+ Thread-safety: any thread.
+ */
+int reactor_call_in_thread(struct reactor_t *r,
+                           reactor_work_fn fn,
+                           void *ud,
+                           reactor_release_fn release);
+
+/*
+ Runs `result = work(ud)` on the reactor's thread pool, then `done(r, result, ud)` on the reactor
+ thread, exactly once (Twisted's deferToThread); `release(ud)` runs after `done`, on the reactor
+ thread. If the reactor shuts down (its pool stops) or is freed before `done` could run, `done` is not
+ called and `release` runs instead (at `reactor_free`: on the freeing thread). `work` or `done` NULL:
+ `REACTOR_E_INVALID` (use `reactor_call_in_thread` without a completion). After a run that ended with
+ `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+
+ Thread-safety: any thread.
+ */
+int reactor_call_in_thread_with_callback(struct reactor_t *r,
+                                         reactor_work_result_fn work,
+                                         reactor_done_fn done,
+                                         void *ud,
+                                         reactor_release_fn release);
+
+/*
+ Sets the maximum size of the reactor's pool (1..=1024, else `REACTOR_E_INVALID`); before the pool
+ starts, the size it will start with. The default is `reactor_options_t.thread_pool_max` (10).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_suggest_thread_pool_size(struct reactor_t *r, size_t max_threads);
+
+/*
+ The reactor's thread pool (created on first use; its workers start when the reactor runs), for
+ `reactor_threadpool_submit`, `_resize` and `_stats`. Borrowed: valid until `reactor_free`;
+ `reactor_threadpool_stop` on it gives `REACTOR_E_BUSY` and `reactor_threadpool_free` ignores it.
+ NULL for a bad handle or another thread.
+
+ Thread-safety: reactor thread only (other threads get NULL).
+ */
+struct reactor_threadpool_t *reactor_get_thread_pool(struct reactor_t *r);
 
 /*
  Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued

@@ -12,6 +12,12 @@ pub type FdFn = unsafe extern "C" fn(*mut reactor_t, c_int, u32, *mut c_void);
 pub type TriggerFn = unsafe extern "C" fn(*mut reactor_t, u64, *mut c_void) -> c_int;
 pub type LogFn = unsafe extern "C" fn(*mut c_void, c_int, *const c_char);
 pub type ReleaseFn = unsafe extern "C" fn(*mut c_void);
+/// A thread-pool job (`reactor_work_fn`).
+pub type WorkFn = unsafe extern "C" fn(*mut c_void);
+/// The work half of `reactor_call_in_thread_with_callback` (`reactor_work_result_fn`).
+pub type WorkResultFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+/// The reactor-thread half of `reactor_call_in_thread_with_callback` (`reactor_done_fn`).
+pub type DoneFn = unsafe extern "C" fn(*mut reactor_t, *mut c_void, *mut c_void);
 
 /// The host's user data plus its release hook; released on drop.
 pub struct UserData {
@@ -76,6 +82,21 @@ pub fn call_trigger(func: TriggerFn, reactor: *mut reactor_t, id: u64, ud: *mut 
 pub fn call_plain(func: CbFn, reactor: *mut reactor_t, ud: *mut c_void) {
     // SAFETY: host-supplied function pointer, checked non-NULL at registration.
     unsafe { func(reactor, ud) }
+}
+
+pub fn call_work(func: WorkFn, ud: *mut c_void) {
+    // SAFETY: host-supplied function pointer, checked non-NULL at submission.
+    unsafe { func(ud) }
+}
+
+pub fn call_work_result(func: WorkResultFn, ud: *mut c_void) -> *mut c_void {
+    // SAFETY: host-supplied function pointer, checked non-NULL at submission.
+    unsafe { func(ud) }
+}
+
+pub fn call_done(func: DoneFn, reactor: *mut reactor_t, result: *mut c_void, ud: *mut c_void) {
+    // SAFETY: host-supplied function pointer, checked non-NULL at submission.
+    unsafe { func(reactor, result, ud) }
 }
 
 pub fn call_log(func: LogFn, ud: *mut c_void, level: c_int, message: &std::ffi::CStr) {

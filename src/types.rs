@@ -23,6 +23,15 @@ pub struct reactor_remote_t {
     _opaque: [u8; 0],
 }
 
+/// Opaque thread-pool handle: a pool of its own (`reactor_threadpool_new` / `reactor_threadpool_free`), or
+/// the reactor's pool, borrowed (`reactor_get_thread_pool`).
+pub struct reactor_threadpool_t {
+    _opaque: [u8; 0],
+}
+
+/// Largest `max_threads` a thread pool accepts (libuv's limit too).
+pub const REACTOR_THREADPOOL_MAX_THREADS: usize = 1024;
+
 /// Which poller a reactor uses (`REACTOR_BACKEND_*`).
 pub type reactor_backend_t = c_int;
 /// epoll on Linux, kqueue on BSD/macOS, unless `REACTOR_BACKEND` says otherwise.
@@ -66,6 +75,16 @@ pub type reactor_trigger_fn = Option<
 pub type reactor_fd_fn =
     Option<unsafe extern "C" fn(r: *mut reactor_t, fd: c_int, events: u32, user_data: *mut c_void)>;
 
+/// A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
+pub type reactor_work_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+/// The work half of `reactor_call_in_thread_with_callback`: runs on a pool thread, returns a result for
+/// `reactor_done_fn`.
+pub type reactor_work_result_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> *mut c_void>;
+/// The completion half of `reactor_call_in_thread_with_callback`: runs on the reactor thread with the
+/// work function's result.
+pub type reactor_done_fn =
+    Option<unsafe extern "C" fn(r: *mut reactor_t, result: *mut c_void, user_data: *mut c_void)>;
+
 /// Options for `reactor_new`. Fill with `reactor_options_init` first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -99,4 +118,22 @@ pub struct reactor_stats_t {
     pub backend_ctl_calls: u64,
     /// Seconds spent blocked in the poller.
     pub idle_seconds: f64,
+}
+
+/// Thread-pool statistics (`reactor_threadpool_stats`). `completed` and `stolen` never decrease; the
+/// others are current values.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct reactor_threadpool_stats_t {
+    pub struct_size: u32,
+    /// Live worker threads.
+    pub workers: u64,
+    /// Workers parked, waiting for work.
+    pub idle: u64,
+    /// Jobs waiting to start.
+    pub queued: u64,
+    /// Jobs run to completion.
+    pub completed: u64,
+    /// Jobs a worker took from another worker's deque.
+    pub stolen: u64,
 }

@@ -8,6 +8,7 @@
 mod core;
 mod events;
 mod fd;
+mod pool;
 mod threads;
 mod time;
 

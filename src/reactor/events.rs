@@ -260,6 +260,9 @@ impl Reactor {
             b"shutdown" => {
                 self.running.set(false);
                 self.shutdown_fds();
+                // Stop and join the thread pool, so every worker is gone before `run` returns. Fired
+                // by hand outside `run`, the pool reopens on the next job.
+                self.pool.shutdown(self.in_run.get());
             }
             _ => {}
         }

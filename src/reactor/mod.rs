@@ -24,6 +24,7 @@ pub use shared::{Gate, Shared};
 use crate::backend::{BackendKind, Interest, PollEvent, Poller};
 use crate::callback::{Callback, LogFn, UserData, call_log};
 use crate::status::{Error, Result};
+use crate::threadpool::ReactorPool;
 use crate::time::{Clock, TimerQueue, TimerRecord, monotonic_seconds};
 use crate::types::{REACTOR_LOG_ERROR, reactor_stats_t, reactor_t};
 use asyncs::AsyncEntry;
@@ -82,6 +83,8 @@ pub struct Reactor {
     graveyard: RefCell<Vec<UserData>>,
     log: Cell<Option<(LogFn, *mut c_void)>>,
     pub stats: Stats,
+    /// The reactor's thread pool (thread-safe; created on first use, see `crate::threadpool`).
+    pub pool: ReactorPool,
 }
 
 fn ceil_ms(seconds: f64) -> c_int {
@@ -121,6 +124,7 @@ impl Reactor {
             backend_name: backend.name(),
             backend_fd: backend.pollable_fd(),
             backend: RefCell::new(backend),
+            pool: ReactorPool::new(shared.clone(), options.thread_pool_max),
             shared,
             handle: Cell::new(std::ptr::null_mut()),
             clock: Clock::new(options.manual_clock),
@@ -338,6 +342,8 @@ impl Reactor {
     // ----- the pass -----------------------------------------------------------------------------
 
     fn pass(&self, wait_ms: c_int) -> Result<()> {
+        // The thread pool's workers start once the reactor runs or is iterated (one load afterwards).
+        self.pool.start();
         bump(&self.stats.iterations);
         let callbacks_at_start = self.stats.callbacks.get();
         let cutoff = self.timers.borrow().next_seq();
@@ -563,6 +569,9 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
+        // Stop the thread pool first: queued jobs run, workers are joined; completions they queued
+        // are released below without running.
+        self.pool.shutdown(true);
         // Refuse remote calls first, then release everything still registered, on this thread.
         self.shared.close_gate(Gate::Freed);
         while let Some(call) = self.shared.steal_call() {

@@ -1,0 +1,25 @@
+//! A work-stealing thread pool (Twisted's `ThreadPool`, libuv's work queue) on crossbeam-deque.
+//!
+//! - Jobs from outside go to a global `Injector`; each worker has its own FIFO deque, fed with batches
+//!   from the injector and with jobs that its own jobs submit; idle workers steal from the others.
+//! - Workers start lazily, one per job that finds no idle worker, up to `max`; the first `min` start
+//!   with the pool. Workers above `min` exit after `IDLE_TIMEOUT` (5 s) without work.
+//! - A worker out of work spins for a few tens of microseconds (one at a time), then parks on a
+//!   Condvar; submitting costs one fence and two atomic loads when nobody needs waking.
+//! - `stop` refuses new jobs, runs every queued job and joins every worker.
+//!
+//! `ReactorPool` is a reactor's own pool: created on first use, started when the reactor first runs,
+//! stopped during its shutdown.
+
+mod job;
+mod pool;
+mod reactor_pool;
+mod sleep;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use job::{Job, RunContext, Task};
+pub use pool::{MAX_THREADS, PoolStats, ThreadPool, check_sizes};
+pub use reactor_pool::ReactorPool;

@@ -1,0 +1,322 @@
+//! Unit and stress tests of the pool internals.
+
+use super::pool::IDLE_TIMEOUT;
+use super::*;
+use crate::status::Error;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+fn pool(min: usize, max: usize) -> ThreadPool {
+    ThreadPool::new(min, max, true).expect("valid sizes")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn sizes_are_checked() {
+    assert_eq!(ThreadPool::new(0, 0, true).err(), Some(Error::Invalid));
+    assert_eq!(ThreadPool::new(3, 2, true).err(), Some(Error::Invalid));
+    assert_eq!(
+        ThreadPool::new(0, MAX_THREADS + 1, true).err(),
+        Some(Error::Invalid)
+    );
+    let p = pool(0, 1);
+    assert_eq!(p.resize(2, 1), Err(Error::Invalid));
+    assert_eq!(p.resize(0, 0), Err(Error::Invalid));
+    assert_eq!(p.resize(0, 3), Ok(()));
+    assert_eq!(p.limits(), (0, 3));
+}
+
+#[test]
+fn many_submitters_every_job_runs_exactly_once() {
+    const THREADS: usize = 8;
+    const JOBS: usize = 20_000;
+    let p = Arc::new(pool(0, 4));
+    let ran: Arc<Vec<AtomicU8>> = Arc::new((0..THREADS * JOBS).map(|_| AtomicU8::new(0)).collect());
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let submitters: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (p, ran, barrier) = (p.clone(), ran.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..JOBS {
+                    let ran = ran.clone();
+                    let index = t * JOBS + i;
+                    assert!(
+                        p.submit(Job::closure(move || {
+                            ran[index].fetch_add(1, Ordering::Relaxed);
+                        }))
+                        .is_ok()
+                    );
+                }
+            })
+        })
+        .collect();
+    for s in submitters {
+        s.join().unwrap();
+    }
+    p.stop().unwrap();
+    assert!(ran.iter().all(|r| r.load(Ordering::Relaxed) == 1));
+    let stats = p.stats();
+    assert_eq!(stats.completed, (THREADS * JOBS) as u64);
+    assert_eq!(stats.workers, 0);
+    assert_eq!(stats.queued, 0);
+}
+
+fn spawn_tree(p: &Arc<ThreadPool>, depth: u32, count: &Arc<AtomicUsize>) {
+    count.fetch_add(1, Ordering::Relaxed);
+    if depth == 0 {
+        return;
+    }
+    for _ in 0..2 {
+        let (inner, count) = (p.clone(), count.clone());
+        let submitted = p.submit(Job::closure(move || spawn_tree(&inner, depth - 1, &count)));
+        assert!(submitted.is_ok());
+    }
+}
+
+#[test]
+fn jobs_submit_jobs_and_idle_workers_steal_them() {
+    let p = Arc::new(pool(0, 4));
+    let count = Arc::new(AtomicUsize::new(0));
+    let (inner, c) = (p.clone(), count.clone());
+    assert!(
+        p.submit(Job::closure(move || spawn_tree(&inner, 14, &c)))
+            .is_ok()
+    );
+    let total = (1 << 15) - 1;
+    wait_until("the job tree", Duration::from_secs(30), || {
+        count.load(Ordering::Relaxed) == total
+    });
+    p.stop().unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), total);
+    assert_eq!(p.stats().completed, total as u64);
+}
+
+#[test]
+fn resize_while_busy_grows_and_shrinks() {
+    let p = pool(1, 1);
+    let done = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    for _ in 0..400 {
+        let (done, running, peak) = (done.clone(), running.clone(), peak.clone());
+        assert!(
+            p.submit(Job::closure(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+                running.fetch_sub(1, Ordering::SeqCst);
+                done.fetch_add(1, Ordering::SeqCst);
+            }))
+            .is_ok()
+        );
+    }
+    assert_eq!(p.stats().workers, 1);
+    p.resize(0, 6).unwrap();
+    wait_until("6 workers", Duration::from_secs(10), || {
+        p.stats().workers == 6
+    });
+    wait_until("6 jobs at once", Duration::from_secs(10), || {
+        peak.load(Ordering::SeqCst) == 6
+    });
+    p.resize(0, 2).unwrap();
+    wait_until("shrink to 2", Duration::from_secs(10), || {
+        p.stats().workers <= 2
+    });
+    peak.store(0, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(peak.load(Ordering::SeqCst) <= 2);
+    p.stop().unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), 400);
+}
+
+#[test]
+fn stop_runs_every_queued_job_of_a_pool_that_never_started() {
+    let p = ThreadPool::new(0, 3, false).unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10_000 {
+        let count = count.clone();
+        assert!(
+            p.submit(Job::closure(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+            }))
+            .is_ok()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    let stats = p.stats();
+    assert_eq!((stats.workers, stats.queued), (0, 10_000));
+    assert_eq!(count.load(Ordering::Relaxed), 0);
+    p.stop().unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 10_000);
+    assert_eq!(p.stats().workers, 0);
+    assert_eq!(p.epoch(), 1);
+}
+
+#[test]
+fn start_spawns_min_workers_and_more_for_queued_jobs() {
+    let p = ThreadPool::new(2, 4, false).unwrap();
+    assert_eq!(p.stats().workers, 0);
+    let gate = Arc::new(Barrier::new(5));
+    for _ in 0..4 {
+        let gate = gate.clone();
+        assert!(
+            p.submit(Job::closure(move || {
+                gate.wait();
+            }))
+            .is_ok()
+        );
+    }
+    p.start().unwrap();
+    gate.wait(); // all four jobs run at once
+    p.stop().unwrap();
+}
+
+#[test]
+fn submit_after_stop_gives_the_job_back() {
+    let p = pool(0, 2);
+    p.stop().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let refused = p.submit(Job::closure(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    }));
+    assert!(refused.is_err());
+    assert_eq!(p.resize(0, 3), Err(Error::Closed));
+    assert_eq!(p.stop(), Ok(()), "stop twice is fine");
+    drop(refused);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn drop_without_stop_runs_the_queue_and_joins() {
+    let count = Arc::new(AtomicUsize::new(0));
+    {
+        let p = pool(0, 2);
+        for _ in 0..5_000 {
+            let count = count.clone();
+            assert!(
+                p.submit(Job::closure(move || {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }))
+                .is_ok()
+            );
+        }
+    }
+    assert_eq!(count.load(Ordering::Relaxed), 5_000);
+}
+
+#[test]
+fn stop_from_a_job_is_refused() {
+    let p = Arc::new(pool(0, 2));
+    let outcome = Arc::new(Mutex::new(None));
+    let (inner, o) = (p.clone(), outcome.clone());
+    assert!(
+        p.submit(Job::closure(move || {
+            *o.lock().unwrap() = Some((inner.stop(), inner.is_own_worker()));
+        }))
+        .is_ok()
+    );
+    p.stop().unwrap();
+    assert_eq!(*outcome.lock().unwrap(), Some((Err(Error::Busy), true)));
+    assert!(!p.is_own_worker());
+}
+
+#[test]
+fn idle_workers_above_min_retire() {
+    let p = ThreadPool::build(1, 4, true, None, Duration::from_millis(50)).unwrap();
+    assert!(IDLE_TIMEOUT >= Duration::from_secs(1));
+    let gate = Arc::new(Barrier::new(5));
+    for _ in 0..4 {
+        let gate = gate.clone();
+        assert!(
+            p.submit(Job::closure(move || {
+                gate.wait();
+            }))
+            .is_ok()
+        );
+    }
+    gate.wait();
+    assert_eq!(p.stats().workers, 4);
+    wait_until("retirement to min", Duration::from_secs(10), || {
+        p.stats().workers == 1
+    });
+    // The pool still works after its workers retired.
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let ran = ran.clone();
+        assert!(
+            p.submit(Job::closure(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }))
+            .is_ok()
+        );
+    }
+    p.stop().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 100);
+    assert_eq!(p.stats().completed, 104);
+}
+
+#[test]
+fn parked_workers_are_idle_and_wake_for_new_jobs() {
+    let p = pool(3, 3);
+    wait_until("3 idle workers", Duration::from_secs(10), || {
+        p.stats().idle == 3
+    });
+    for round in 0..50 {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        assert!(
+            p.submit(Job::closure(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }))
+            .is_ok()
+        );
+        wait_until("a woken worker", Duration::from_secs(10), || {
+            ran.load(Ordering::SeqCst) == 1
+        });
+        if round % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(2)); // let the spinner park
+        }
+    }
+    p.stop().unwrap();
+}
+
+#[test]
+fn concurrent_submit_and_stop_loses_nothing() {
+    for _ in 0..20 {
+        let p = Arc::new(pool(0, 2));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitters: Vec<_> = (0..3)
+            .map(|_| {
+                let (p, accepted, ran) = (p.clone(), accepted.clone(), ran.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2_000 {
+                        let ran = ran.clone();
+                        match p.submit(Job::closure(move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        })) {
+                            Ok(()) => accepted.fetch_add(1, Ordering::SeqCst),
+                            Err(_) => break,
+                        };
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(300));
+        p.stop().unwrap();
+        for s in submitters {
+            s.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
+    }
+}
