@@ -7,27 +7,32 @@
 //! Because the addresses belong to a mapping of ours, they can never alias a garbage-collected heap
 //! (Go's GC inspects pointer-typed words that point into its arenas).
 //!
+//! The slots are one flat array in a lazily committed mapping (pages materialise on first touch), so a
+//! lookup is a single dependent load. Each slot also carries an `aux` word its owner may use for a hot
+//! flag (async handles keep their pending flag there: one cache line per send).
+//!
 //! Lookups are lock-free (atomics only), hence usable from signal handlers (`reactor_async_send`).
 //! Inserts and removals take a mutex.
 
 use crate::status::{Error, Result};
-use once_cell::sync::OnceCell;
 use std::collections::VecDeque;
 use std::os::raw::c_void;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 const INDEX_BITS: u32 = 22;
 const GENERATION_BITS: u32 = 10;
 const REGION_BYTES: usize = 1 << (INDEX_BITS + GENERATION_BITS);
-const CHUNK_LEN: usize = 1024;
-const CHUNKS: usize = (1 << INDEX_BITS) / CHUNK_LEN;
-const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+const SLOTS: usize = 1 << INDEX_BITS;
+const INDEX_MASK: usize = SLOTS - 1;
 const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
 
-struct Slot<T> {
+/// One handle slot (16 bytes). All-zero bytes are a valid empty slot, as a fresh mapping provides.
+pub struct Slot<T> {
     generation: AtomicU32,
+    /// Free for the table's owner (cleared when the slot is filled).
+    pub aux: AtomicU32,
     object: AtomicPtr<T>,
 }
 
@@ -39,16 +44,18 @@ struct FreeSlots {
 }
 
 pub struct HandleTable<T> {
-    base: OnceCell<usize>,
-    chunks: [AtomicPtr<Slot<T>>; CHUNKS],
+    /// Start of the reserved handle region; 0 until the first insert (under the `free` lock).
+    base: AtomicUsize,
+    /// The slot array (SLOTS entries), mapped with the region.
+    slots: AtomicPtr<Slot<T>>,
     free: Mutex<FreeSlots>,
 }
 
 impl<T> HandleTable<T> {
     pub const fn new() -> Self {
         HandleTable {
-            base: OnceCell::new(),
-            chunks: [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS],
+            base: AtomicUsize::new(0),
+            slots: AtomicPtr::new(ptr::null_mut()),
             free: Mutex::new(FreeSlots {
                 recycled: VecDeque::new(),
                 next_fresh: 0,
@@ -56,111 +63,102 @@ impl<T> HandleTable<T> {
         }
     }
 
-    fn base(&self) -> Result<usize> {
-        self.base.get_or_try_init(reserve_region).copied()
+    /// Maps the handle region and the slot array on first use. Called with `free` locked.
+    fn reserve(&self) -> Result<usize> {
+        let base = self.base.load(Ordering::Acquire);
+        if base != 0 {
+            return Ok(base);
+        }
+        let slots = map(
+            SLOTS * std::mem::size_of::<Slot<T>>(),
+            libc::PROT_READ | libc::PROT_WRITE,
+        )?;
+        let base = map(REGION_BYTES, libc::PROT_NONE)?;
+        self.slots.store(slots.cast(), Ordering::Release);
+        self.base.store(base as usize, Ordering::Release);
+        Ok(base as usize)
     }
 
-    fn slot(&self, index: usize) -> Option<&Slot<T>> {
-        let chunk = self.chunks.get(index / CHUNK_LEN)?.load(Ordering::Acquire);
-        if chunk.is_null() {
-            return None;
-        }
-        // SAFETY: chunks are allocated once with CHUNK_LEN slots and never freed.
-        Some(unsafe { &*chunk.add(index % CHUNK_LEN) })
-    }
-
-    fn ensure_chunk(&self, index: usize) -> Result<&Slot<T>> {
-        let cell = &self.chunks[index / CHUNK_LEN];
-        if cell.load(Ordering::Acquire).is_null() {
-            let chunk: Box<[Slot<T>]> = (0..CHUNK_LEN)
-                .map(|_| Slot {
-                    generation: AtomicU32::new(0),
-                    object: AtomicPtr::new(ptr::null_mut()),
-                })
-                .collect();
-            // Only called with `free` locked, so no other thread races to install this chunk.
-            cell.store(Box::into_raw(chunk) as *mut Slot<T>, Ordering::Release);
-        }
-        self.slot(index).ok_or(Error::Internal)
+    fn slot(&self, index: usize) -> &Slot<T> {
+        // SAFETY: only called once `base` is set, which happens after `slots` is mapped with SLOTS
+        // zero-initialised (valid, empty) entries; index <= INDEX_MASK; the mapping is never unmapped.
+        unsafe { &*self.slots.load(Ordering::Acquire).add(index) }
     }
 
     /// Stores `object` and returns its handle.
     pub fn insert(&self, object: Box<T>) -> Result<*mut c_void> {
-        let base = self.base()?;
         let mut free = self.free.lock().map_err(|_| Error::Internal)?;
+        let base = self.reserve()?;
         let index = match free.recycled.pop_front() {
             Some(index) => index as usize,
-            None if (free.next_fresh as usize) < CHUNKS * CHUNK_LEN => {
+            None if (free.next_fresh as usize) < SLOTS => {
                 free.next_fresh += 1;
                 free.next_fresh as usize - 1
             }
             None => return Err(Error::NoMem),
         };
-        let slot = match self.ensure_chunk(index) {
-            Ok(slot) => slot,
-            Err(e) => {
-                free.recycled.push_front(index as u32);
-                return Err(e);
-            }
-        };
+        let slot = self.slot(index);
         let generation = slot.generation.load(Ordering::Relaxed);
+        slot.aux.store(0, Ordering::Relaxed);
         slot.object.store(Box::into_raw(object), Ordering::Release);
         Ok((base + ((generation as usize) << INDEX_BITS | index)) as *mut c_void)
     }
 
-    fn decode(&self, handle: *const c_void) -> Option<(usize, u32)> {
-        let base = *self.base.get()?;
-        let offset = (handle as usize).checked_sub(base)?;
-        if offset >= REGION_BYTES {
+    /// The live slot behind `handle`. Lock-free.
+    #[inline]
+    pub fn live_slot(&self, handle: *const c_void) -> Option<&Slot<T>> {
+        let base = self.base.load(Ordering::Acquire);
+        let offset = (handle as usize).wrapping_sub(base);
+        if base == 0 || offset >= REGION_BYTES {
             return None;
         }
-        Some((offset & INDEX_MASK, (offset >> INDEX_BITS) as u32))
+        let slot = self.slot(offset & INDEX_MASK);
+        let generation = (offset >> INDEX_BITS) as u32;
+        (slot.generation.load(Ordering::Acquire) == generation
+            && !slot.object.load(Ordering::Acquire).is_null())
+        .then_some(slot)
     }
 
     /// The object behind `handle`, if the handle is live. Lock-free.
     ///
     /// The pointer stays valid until the handle is removed; callers must not race a removal
     /// (API.md: a handle may not be used concurrently with its own free/release).
+    #[inline]
     pub fn get(&self, handle: *const c_void) -> Option<NonNull<T>> {
-        let (index, generation) = self.decode(handle)?;
-        let slot = self.slot(index)?;
-        if slot.generation.load(Ordering::Acquire) != generation {
-            return None;
-        }
-        NonNull::new(slot.object.load(Ordering::Acquire))
+        NonNull::new(self.live_slot(handle)?.object.load(Ordering::Acquire))
     }
 
     /// Takes the object out; the handle (and every copy of it) becomes invalid.
     pub fn remove(&self, handle: *const c_void) -> Option<Box<T>> {
-        let (index, generation) = self.decode(handle)?;
         let mut free = self.free.lock().ok()?;
-        let slot = self.slot(index)?;
-        if slot.generation.load(Ordering::Acquire) != generation {
-            return None;
-        }
+        let slot = self.live_slot(handle)?;
         let object = slot.object.swap(ptr::null_mut(), Ordering::AcqRel);
         if object.is_null() {
             return None;
         }
+        let generation = slot.generation.load(Ordering::Relaxed);
         slot.generation
             .store((generation + 1) & GENERATION_MASK, Ordering::Release);
+        let index = (handle as usize - self.base.load(Ordering::Relaxed)) & INDEX_MASK;
         free.recycled.push_back(index as u32);
         // SAFETY: the pointer came from Box::into_raw in `insert` and was just unlinked under the lock.
         Some(unsafe { Box::from_raw(object) })
     }
 }
 
-fn reserve_region() -> Result<usize> {
+/// An anonymous private mapping whose pages are committed on first touch.
+fn map(bytes: usize, protection: libc::c_int) -> Result<*mut c_void> {
     #[cfg(target_os = "linux")]
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     #[cfg(not(target_os = "linux"))]
     let flags = libc::MAP_PRIVATE | libc::MAP_ANON;
-    // SAFETY: an anonymous PROT_NONE reservation; nothing ever reads or writes it.
-    let base = unsafe { libc::mmap(ptr::null_mut(), REGION_BYTES, libc::PROT_NONE, flags, -1, 0) };
-    if base == libc::MAP_FAILED {
-        return Err(Error::NoMem);
+    // SAFETY: a fresh anonymous mapping; the result is checked.
+    let address = unsafe { libc::mmap(ptr::null_mut(), bytes, protection, flags, -1, 0) };
+    if address == libc::MAP_FAILED {
+        Err(Error::NoMem)
+    } else {
+        Ok(address)
     }
-    Ok(base as usize)
 }
 
 #[cfg(test)]
@@ -185,14 +183,20 @@ mod tests {
     }
 
     #[test]
-    fn reused_slot_gets_new_generation() {
+    fn reused_slot_gets_new_generation_and_clean_aux() {
         static TABLE: HandleTable<u32> = HandleTable::new();
         let first = TABLE.insert(Box::new(1)).unwrap();
+        TABLE
+            .live_slot(first)
+            .unwrap()
+            .aux
+            .store(1, Ordering::Relaxed);
         TABLE.remove(first);
         let mut seen = Vec::new();
         for i in 0..3 {
             let h = TABLE.insert(Box::new(i)).unwrap();
             assert_ne!(h, first);
+            assert_eq!(TABLE.live_slot(h).unwrap().aux.load(Ordering::Relaxed), 0);
             seen.push(h);
         }
         for h in seen {

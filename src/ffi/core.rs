@@ -173,11 +173,8 @@ pub extern "C" fn reactor_free(r: *mut reactor_t) -> c_int {
         if reactor.shared.is_active() || (reactor.shared.is_owner() && reactor.in_use_here()) {
             return Err(Error::Busy);
         }
-        let asyncs = reactor.async_handles();
+        reactor.close_all_asyncs();
         let reactor = REACTORS.remove(r.cast()).ok_or(Error::Invalid)?;
-        for handle in asyncs {
-            drop(super::threads::ASYNCS.remove(handle as *const c_void));
-        }
         drop(reactor);
         Ok(())
     })

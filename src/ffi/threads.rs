@@ -3,21 +3,11 @@
 use super::{guard, on_reactor, reactor_ref, write_out};
 use crate::callback::{Callback, UserData};
 use crate::handles::HandleTable;
-use crate::reactor::{AsyncShared, Reactor, Shared};
+use crate::reactor::{Reactor, Shared, async_reactor_of, async_send};
 use crate::status::{Error, REACTOR_E_INVALID, REACTOR_OK};
 use crate::types::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
-
-pub(super) struct AsyncHandle {
-    inner: Arc<AsyncShared>,
-    reactor: *mut reactor_t,
-}
-
-// SAFETY: `reactor` is an opaque, table-checked token.
-unsafe impl Send for AsyncHandle {}
-
-pub(super) static ASYNCS: HandleTable<AsyncHandle> = HandleTable::new();
 
 struct RemoteHandle {
     shared: Arc<Shared>,
@@ -93,19 +83,10 @@ pub extern "C" fn reactor_async_new(
         if out.is_null() {
             return Err(Error::Invalid);
         }
-        let inner = Arc::new(AsyncShared::new(reactor.shared.clone()));
-        let handle = ASYNCS.insert(Box::new(AsyncHandle {
-            inner: inner.clone(),
-            reactor: r,
-        }))?;
-        reactor.add_async(
-            handle as usize,
-            inner,
-            Callback {
-                func,
-                data: UserData::new(ud, release),
-            },
-        );
+        let handle = reactor.add_async(Callback {
+            func,
+            data: UserData::new(ud, release),
+        })?;
         write_out(out, handle.cast());
         Ok(())
     })
@@ -118,13 +99,9 @@ pub extern "C" fn reactor_async_new(
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_async_send(a: *mut reactor_async_t) -> c_int {
     // No panic guard on purpose: this path must stay async-signal-safe, and it cannot panic.
-    match ASYNCS.get(a.cast()) {
-        Some(handle) => {
-            // SAFETY: live entry; sends must not race close (API contract).
-            unsafe { handle.as_ref() }.inner.send();
-            REACTOR_OK
-        }
-        None => REACTOR_E_INVALID,
+    match async_send(a.cast()) {
+        Ok(()) => REACTOR_OK,
+        Err(_) => REACTOR_E_INVALID,
     }
 }
 
@@ -133,15 +110,11 @@ pub extern "C" fn reactor_async_send(a: *mut reactor_async_t) -> c_int {
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_async_close(a: *mut reactor_async_t) -> c_int {
-    let Some(handle) = ASYNCS.get(a.cast()) else {
+    let Some(reactor) = async_reactor_of(a.cast()) else {
         return REACTOR_E_INVALID;
     };
-    // SAFETY: live entry, copied out before anything can remove it.
-    let reactor = unsafe { handle.as_ref() }.reactor;
-    on_reactor(reactor, |reactor| {
-        let handle = ASYNCS.remove(a.cast()).ok_or(Error::Invalid)?;
-        reactor.remove_async(&handle.inner);
-        Ok(())
+    on_reactor(reactor as *mut reactor_t, |reactor| {
+        reactor.remove_async(a.cast())
     })
 }
 

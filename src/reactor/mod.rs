@@ -18,7 +18,7 @@ pub mod shared;
 mod signals;
 mod stats;
 
-pub use asyncs::AsyncShared;
+pub use asyncs::{reactor_of as async_reactor_of, send as async_send};
 pub use shared::{Gate, Shared};
 
 use crate::backend::{BackendKind, Interest, PollEvent, Poller};
@@ -273,6 +273,7 @@ impl Reactor {
         }
 
         self.in_run.set(false);
+        self.shared.set_awake(false);
         self.running.set(false);
         if self.run_finished.get() {
             self.finished_for_good.set(true);
@@ -342,6 +343,16 @@ impl Reactor {
     // ----- the pass -----------------------------------------------------------------------------
 
     fn pass(&self, wait_ms: c_int) -> Result<()> {
+        self.shared.set_awake(true);
+        let result = self.pass_inner(wait_ms);
+        if !self.in_run.get() {
+            // Between iterates a host may block on the backend fd: producers must write the waker.
+            self.shared.set_awake(false);
+        }
+        result
+    }
+
+    fn pass_inner(&self, wait_ms: c_int) -> Result<()> {
         // The thread pool's workers start once the reactor runs or is iterated (one load afterwards).
         self.pool.start();
         bump(&self.stats.iterations);
@@ -414,12 +425,16 @@ impl Reactor {
         }
     }
 
-    fn poll_backend(&self, timeout: c_int) -> Result<()> {
+    fn poll_backend(&self, mut timeout: c_int) -> Result<()> {
         let mut events = self.io_events.borrow_mut();
         events.clear();
         self.io_cursor.set(0);
+        if timeout != 0 && self.shared.prepare_to_block() {
+            timeout = 0;
+        }
         let started = (timeout != 0).then(monotonic_seconds);
         let result = self.backend.borrow_mut().poll(&mut events, timeout);
+        self.shared.set_awake(true);
         bump(&self.stats.polls);
         if let Some(started) = started {
             let idle = &self.stats.idle_seconds;

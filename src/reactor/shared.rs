@@ -109,6 +109,9 @@ pub struct Shared {
     poisoned: AtomicBool,
     /// Set by a producer that will write (or wrote) the waker; cleared by the reactor at each pass.
     wake_pending: AtomicBool,
+    /// The reactor thread is inside a pass and will look at its queues before it blocks, so producers
+    /// need not write the waker (saves a syscall per wake-up while the loop is busy).
+    awake: AtomicBool,
     async_pending: AtomicBool,
     calls: Injector<Callback>,
     /// Held for writing while the gate closes, for reading by `push_call_if_open`.
@@ -125,6 +128,7 @@ impl Shared {
             active: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
+            awake: AtomicBool::new(false),
             async_pending: AtomicBool::new(false),
             calls: Injector::new(),
             gate_lock: RwLock::new(()),
@@ -175,14 +179,31 @@ impl Shared {
 
     /// Wakes the reactor thread unless a wake-up is already on its way. Async-signal-safe.
     pub fn wake(&self) {
-        // Dekker-style pairing with `begin_pass`: the producer's enqueue is ordered before its check
-        // of the flag, and the reactor's clear before its look at the queues.
+        // Dekker-style pairing with `prepare_to_block`: the producer's enqueue is ordered before its
+        // look at `awake`, and the reactor's clearing of `awake` before its look at the queues, so either
+        // the producer sees a reactor about to block (and writes the waker) or the reactor sees the work.
         fence(Ordering::SeqCst);
+        if self.awake.load(Ordering::Relaxed) {
+            return; // inside a pass: the reactor looks at its queues before it blocks
+        }
         if !self.wake_pending.load(Ordering::Relaxed)
             && !self.wake_pending.swap(true, Ordering::AcqRel)
         {
             self.waker.wake();
         }
+    }
+
+    /// The reactor thread entered (true) or left (false) a pass.
+    pub fn set_awake(&self, awake: bool) {
+        self.awake.store(awake, Ordering::SeqCst);
+    }
+
+    /// Called by the reactor thread right before a blocking poll. Returns true if work arrived meanwhile
+    /// (then it must not block). From here on producers write the waker.
+    pub fn prepare_to_block(&self) -> bool {
+        self.awake.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.has_work()
     }
 
     /// Queues a call for the reactor thread (the caller checked the gate if it had to).

@@ -84,6 +84,7 @@ int main(void) {
   CHECK_EQ(cur.timers_pending, reactor_delayed_call_count(r));
   CHECK_EQ(cur.timers_pending, 4);
   CHECK_OK(reactor_delayed_call_cancel(c));
+  reactor_delayed_call_release(c);
   cur = tu_stats(r);
   CHECK_EQ(cur.timers_pending, reactor_delayed_call_count(r));
   CHECK_EQ(cur.timers_pending, 3);
