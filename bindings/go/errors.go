@@ -19,28 +19,52 @@ type Error struct {
 	Op     string // the binding method that failed ("" for the sentinels)
 }
 
+// Status codes (REACTOR_E_*), checked against reactor.h at compile time (consts.go).
+const (
+	statusInvalid           = -1
+	statusWrongThread       = -2
+	statusAlreadyRunning    = -3
+	statusNotRunning        = -4
+	statusNotRestartable    = -5
+	statusAlreadyCalled     = -6
+	statusAlreadyCancelled  = -7
+	statusNotFound          = -8
+	statusBusy              = -9
+	statusClosed            = -10
+	statusUnsupported       = -11
+	statusTimeout           = -12
+	statusNomem             = -13
+	statusConnectionRefused = -14
+	statusDns               = -15
+	statusAddressInUse      = -16
+	statusInvalidAddress    = -17
+	statusMessageTooLong    = -18
+	statusProcessExited     = -19
+	statusInternal          = -20
+)
+
 // Sentinel errors, one per libreactor status code. Use errors.Is(err, reactor.ErrNotRunning).
 var (
-	ErrInvalid           = &Error{Status: int(C.REACTOR_E_INVALID)}
-	ErrWrongThread       = &Error{Status: int(C.REACTOR_E_WRONG_THREAD)}
-	ErrAlreadyRunning    = &Error{Status: int(C.REACTOR_E_ALREADY_RUNNING)}
-	ErrNotRunning        = &Error{Status: int(C.REACTOR_E_NOT_RUNNING)}
-	ErrNotRestartable    = &Error{Status: int(C.REACTOR_E_NOT_RESTARTABLE)}
-	ErrAlreadyCalled     = &Error{Status: int(C.REACTOR_E_ALREADY_CALLED)}
-	ErrAlreadyCancelled  = &Error{Status: int(C.REACTOR_E_ALREADY_CANCELLED)}
-	ErrNotFound          = &Error{Status: int(C.REACTOR_E_NOT_FOUND)}
-	ErrBusy              = &Error{Status: int(C.REACTOR_E_BUSY)}
-	ErrClosed            = &Error{Status: int(C.REACTOR_E_CLOSED)}
-	ErrUnsupported       = &Error{Status: int(C.REACTOR_E_UNSUPPORTED)}
-	ErrTimeout           = &Error{Status: int(C.REACTOR_E_TIMEOUT)}
-	ErrNoMem             = &Error{Status: int(C.REACTOR_E_NOMEM)}
-	ErrConnectionRefused = &Error{Status: int(C.REACTOR_E_CONNECTION_REFUSED)}
-	ErrDNS               = &Error{Status: int(C.REACTOR_E_DNS)}
-	ErrAddressInUse      = &Error{Status: int(C.REACTOR_E_ADDRESS_IN_USE)}
-	ErrInvalidAddress    = &Error{Status: int(C.REACTOR_E_INVALID_ADDRESS)}
-	ErrMessageTooLong    = &Error{Status: int(C.REACTOR_E_MESSAGE_TOO_LONG)}
-	ErrProcessExited     = &Error{Status: int(C.REACTOR_E_PROCESS_EXITED)}
-	ErrInternal          = &Error{Status: int(C.REACTOR_E_INTERNAL)}
+	ErrInvalid           = &Error{Status: statusInvalid}
+	ErrWrongThread       = &Error{Status: statusWrongThread}
+	ErrAlreadyRunning    = &Error{Status: statusAlreadyRunning}
+	ErrNotRunning        = &Error{Status: statusNotRunning}
+	ErrNotRestartable    = &Error{Status: statusNotRestartable}
+	ErrAlreadyCalled     = &Error{Status: statusAlreadyCalled}
+	ErrAlreadyCancelled  = &Error{Status: statusAlreadyCancelled}
+	ErrNotFound          = &Error{Status: statusNotFound}
+	ErrBusy              = &Error{Status: statusBusy}
+	ErrClosed            = &Error{Status: statusClosed}
+	ErrUnsupported       = &Error{Status: statusUnsupported}
+	ErrTimeout           = &Error{Status: statusTimeout}
+	ErrNoMem             = &Error{Status: statusNomem}
+	ErrConnectionRefused = &Error{Status: statusConnectionRefused}
+	ErrDNS               = &Error{Status: statusDns}
+	ErrAddressInUse      = &Error{Status: statusAddressInUse}
+	ErrInvalidAddress    = &Error{Status: statusInvalidAddress}
+	ErrMessageTooLong    = &Error{Status: statusMessageTooLong}
+	ErrProcessExited     = &Error{Status: statusProcessExited}
+	ErrInternal          = &Error{Status: statusInternal}
 )
 
 // Error returns "reactor: <op>: <reactor_strerror text>".

@@ -25,10 +25,10 @@ import (
 type Backend int
 
 const (
-	BackendDefault Backend = C.REACTOR_BACKEND_DEFAULT
-	BackendEpoll   Backend = C.REACTOR_BACKEND_EPOLL
-	BackendPoll    Backend = C.REACTOR_BACKEND_POLL
-	BackendKqueue  Backend = C.REACTOR_BACKEND_KQUEUE
+	BackendDefault Backend = 0
+	BackendEpoll   Backend = 1
+	BackendPoll    Backend = 2
+	BackendKqueue  Backend = 3
 )
 
 func (b Backend) String() string {
@@ -49,9 +49,9 @@ func (b Backend) String() string {
 type LogLevel int
 
 const (
-	LogError LogLevel = C.REACTOR_LOG_ERROR
-	LogWarn  LogLevel = C.REACTOR_LOG_WARN
-	LogInfo  LogLevel = C.REACTOR_LOG_INFO
+	LogError LogLevel = 1
+	LogWarn  LogLevel = 2
+	LogInfo  LogLevel = 3
 )
 
 func (l LogLevel) String() string {
@@ -393,9 +393,9 @@ func (r *Reactor) WakeUp() error {
 type Phase int
 
 const (
-	Before Phase = C.REACTOR_PHASE_BEFORE
-	During Phase = C.REACTOR_PHASE_DURING
-	After  Phase = C.REACTOR_PHASE_AFTER
+	Before Phase = 0
+	During Phase = 1
+	After  Phase = 2
 )
 
 func (p Phase) String() string {
@@ -528,11 +528,11 @@ func (r *Reactor) CompleteTrigger(id TriggerID) error {
 type Events uint32
 
 const (
-	Readable Events = C.REACTOR_READABLE
-	Writable Events = C.REACTOR_WRITABLE
-	HangUp   Events = C.REACTOR_HANGUP
-	Failed   Events = C.REACTOR_ERROR    // REACTOR_ERROR: an error condition on the fd
-	Shutdown Events = C.REACTOR_SHUTDOWN // the reactor is shutting down; the registration is removed
+	Readable Events = 1
+	Writable Events = 2
+	HangUp   Events = 4
+	Failed   Events = 8  // REACTOR_ERROR: an error condition on the fd
+	Shutdown Events = 16 // the reactor is shutting down; the registration is removed
 )
 
 func (e Events) String() string {
