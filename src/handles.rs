@@ -27,6 +27,10 @@ const REGION_BYTES: usize = 1 << (INDEX_BITS + GENERATION_BITS);
 const SLOTS: usize = 1 << INDEX_BITS;
 const INDEX_MASK: usize = SLOTS - 1;
 const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+/// A freed slot is reused only once this many others are free too, so one slot is recycled at most once
+/// per RECYCLE_AFTER releases and a stale handle keeps failing the generation check for at least
+/// RECYCLE_AFTER << GENERATION_BITS (~4M) further releases, even when a host churns a single handle.
+const RECYCLE_AFTER: usize = 4096;
 
 /// One handle slot (16 bytes). All-zero bytes are a valid empty slot, as a fresh mapping provides.
 pub struct Slot<T> {
@@ -89,13 +93,12 @@ impl<T> HandleTable<T> {
     pub fn insert(&self, object: Box<T>) -> Result<*mut c_void> {
         let mut free = self.free.lock().map_err(|_| Error::Internal)?;
         let base = self.reserve()?;
-        let index = match free.recycled.pop_front() {
-            Some(index) => index as usize,
-            None if (free.next_fresh as usize) < SLOTS => {
-                free.next_fresh += 1;
-                free.next_fresh as usize - 1
-            }
-            None => return Err(Error::NoMem),
+        let fresh_left = (free.next_fresh as usize) < SLOTS;
+        let index = if free.recycled.len() > RECYCLE_AFTER || !fresh_left {
+            free.recycled.pop_front().ok_or(Error::NoMem)? as usize
+        } else {
+            free.next_fresh += 1;
+            free.next_fresh as usize - 1
         };
         let slot = self.slot(index);
         let generation = slot.generation.load(Ordering::Relaxed);
@@ -180,6 +183,19 @@ mod tests {
         let local = 5u64;
         assert!(TABLE.get(&local as *const u64 as *const c_void).is_none());
         assert!(TABLE.remove(b).is_some());
+    }
+
+    #[test]
+    fn churning_one_handle_never_revalidates_a_stale_one() {
+        static TABLE: HandleTable<u32> = HandleTable::new();
+        let first = TABLE.insert(Box::new(0)).unwrap();
+        TABLE.remove(first);
+        for i in 0..20_000 {
+            let h = TABLE.insert(Box::new(i)).unwrap();
+            assert_ne!(h, first);
+            assert!(TABLE.get(first).is_none());
+            TABLE.remove(h);
+        }
     }
 
     #[test]

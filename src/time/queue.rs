@@ -3,7 +3,8 @@
 //! * FIFO for equal deadlines: every schedule or reschedule takes the next sequence number.
 //! * O(log n) cancel and reschedule: a call that has a handle carries a shared `TimerRecord` whose
 //!   `position` the heap keeps up to date as entries move.
-//! * Entries are stored inline (48 bytes with a 24-byte payload), so a pending call costs ~50 bytes.
+//! * The heap holds 16-byte keys (a node's four children share a cache line); payloads and sequence
+//!   numbers sit in a slab (40 bytes with a 24-byte payload), so a pending call costs ~56 bytes.
 //! * "Due" means deadline <= now *and* scheduled before the current pass (sequence < cutoff), so a
 //!   call scheduled with delay 0 from inside a callback waits for the next pass. This relies on the
 //!   clock being monotonic: a call scheduled after the cutoff has a deadline >= the pass's `now`, so it
@@ -76,21 +77,26 @@ impl TimerRecord {
     }
 }
 
-struct Entry<P> {
+/// A heap node: 16 bytes, so the four children of a node share one cache line (libev's layout).
+/// The payload and the FIFO sequence number live in the slab; the sequence is read only on a tie.
+#[derive(Clone, Copy)]
+struct HeapKey {
     deadline: f64,
+    slot: u32,
+    /// The slot has a `TimerRecord` whose position must follow this key around.
+    tracked: bool,
+}
+
+struct SlabEntry<P> {
     seq: u64,
     record: Option<Arc<TimerRecord>>,
     payload: P,
 }
 
-impl<P> Entry<P> {
-    fn before(&self, other: &Entry<P>) -> bool {
-        self.deadline < other.deadline || (self.deadline == other.deadline && self.seq < other.seq)
-    }
-}
-
 pub struct TimerQueue<P> {
-    heap: Vec<Entry<P>>,
+    heap: Vec<HeapKey>,
+    slab: Vec<Option<SlabEntry<P>>>,
+    free_slots: Vec<u32>,
     next_seq: u64,
 }
 
@@ -98,6 +104,8 @@ impl<P> Default for TimerQueue<P> {
     fn default() -> Self {
         TimerQueue {
             heap: Vec::new(),
+            slab: Vec::new(),
+            free_slots: Vec::new(),
             next_seq: 0,
         }
     }
@@ -119,14 +127,14 @@ impl<P> TimerQueue<P> {
 
     /// The earliest deadline, if any call is pending.
     pub fn earliest(&self) -> Option<f64> {
-        self.heap.first().map(|e| e.deadline)
+        self.heap.first().map(|k| k.deadline)
     }
 
     /// True if a call scheduled before `cutoff` is due at `now`.
     pub fn has_due(&self, now: f64, cutoff: u64) -> bool {
         self.heap
             .first()
-            .is_some_and(|e| e.deadline <= now && e.seq < cutoff)
+            .is_some_and(|k| k.deadline <= now && self.entry(k.slot).seq < cutoff)
     }
 
     /// Schedules `payload` at `deadline`, tracked through `record` if given (a fresh, unscheduled one).
@@ -136,12 +144,27 @@ impl<P> TimerQueue<P> {
                 .time_bits
                 .store(deadline.to_bits(), Ordering::Relaxed);
         }
+        let tracked = record.is_some();
         let seq = self.take_seq();
-        self.heap.push(Entry {
-            deadline,
+        let entry = Some(SlabEntry {
             seq,
             record,
             payload,
+        });
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = entry;
+                slot
+            }
+            None => {
+                self.slab.push(entry);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.heap.push(HeapKey {
+            deadline,
+            slot,
+            tracked,
         });
         let last = self.heap.len() - 1;
         self.sift_up(last);
@@ -171,9 +194,9 @@ impl<P> TimerQueue<P> {
     pub fn reschedule(&mut self, record: &Arc<TimerRecord>, deadline: f64) -> Result<()> {
         let position = self.position_of(record)?;
         let seq = self.take_seq();
-        let entry = &mut self.heap[position];
-        entry.deadline = deadline;
-        entry.seq = seq;
+        let slot = self.heap[position].slot;
+        self.entry_mut(slot).seq = seq;
+        self.heap[position].deadline = deadline;
         record
             .time_bits
             .store(deadline.to_bits(), Ordering::Relaxed);
@@ -184,8 +207,11 @@ impl<P> TimerQueue<P> {
 
     /// Empties the queue (reactor teardown); records become cancelled.
     pub fn drain(&mut self) -> Vec<P> {
-        self.heap
+        self.heap.clear();
+        self.free_slots.clear();
+        self.slab
             .drain(..)
+            .flatten()
             .map(|entry| {
                 if let Some(record) = &entry.record {
                     record.set_state(TimerState::Cancelled);
@@ -200,46 +226,78 @@ impl<P> TimerQueue<P> {
         self.next_seq - 1
     }
 
+    fn entry(&self, slot: u32) -> &SlabEntry<P> {
+        self.slab[slot as usize]
+            .as_ref()
+            .expect("heap keys point at live slab entries")
+    }
+
+    fn entry_mut(&mut self, slot: u32) -> &mut SlabEntry<P> {
+        self.slab[slot as usize]
+            .as_mut()
+            .expect("heap keys point at live slab entries")
+    }
+
     fn position_of(&self, record: &Arc<TimerRecord>) -> Result<usize> {
         record.check_pending()?;
         let position = record.position.load(Ordering::Relaxed);
-        match self.heap.get(position).and_then(|e| e.record.as_ref()) {
+        match self
+            .heap
+            .get(position)
+            .filter(|k| k.tracked)
+            .and_then(|k| self.entry(k.slot).record.as_ref())
+        {
             Some(queued) if Arc::ptr_eq(queued, record) => Ok(position),
             _ => Err(Error::NotFound),
         }
     }
 
-    fn remove_at(&mut self, position: usize) -> Entry<P> {
-        let entry = self.heap.swap_remove(position);
+    fn remove_at(&mut self, position: usize) -> SlabEntry<P> {
+        let key = self.heap.swap_remove(position);
         if position < self.heap.len() {
             let position = self.sift_up(position);
             self.sift_down(position);
         }
-        entry
+        self.free_slots.push(key.slot);
+        self.slab[key.slot as usize]
+            .take()
+            .expect("heap keys point at live slab entries")
+    }
+
+    /// Strict (deadline, sequence) order; the slab is consulted only for equal deadlines.
+    fn before(&self, a: HeapKey, b: HeapKey) -> bool {
+        a.deadline < b.deadline
+            || (a.deadline == b.deadline && self.entry(a.slot).seq < self.entry(b.slot).seq)
     }
 
     fn note_position(&self, position: usize) {
-        if let Some(record) = &self.heap[position].record {
-            record.position.store(position, Ordering::Relaxed);
+        let key = self.heap[position];
+        if key.tracked {
+            if let Some(record) = &self.entry(key.slot).record {
+                record.position.store(position, Ordering::Relaxed);
+            }
         }
     }
 
     fn sift_up(&mut self, mut position: usize) -> usize {
+        let moving = self.heap[position];
         while position > 0 {
             let parent = (position - 1) / ARITY;
-            if !self.heap[position].before(&self.heap[parent]) {
+            if !self.before(moving, self.heap[parent]) {
                 break;
             }
-            self.heap.swap(position, parent);
+            self.heap[position] = self.heap[parent];
             self.note_position(position);
             position = parent;
         }
+        self.heap[position] = moving;
         self.note_position(position);
         position
     }
 
     fn sift_down(&mut self, mut position: usize) -> usize {
         let len = self.heap.len();
+        let moving = self.heap[position];
         loop {
             let first = position * ARITY + 1;
             if first >= len {
@@ -247,17 +305,18 @@ impl<P> TimerQueue<P> {
             }
             let mut best = first;
             for child in first + 1..(first + ARITY).min(len) {
-                if self.heap[child].before(&self.heap[best]) {
+                if self.before(self.heap[child], self.heap[best]) {
                     best = child;
                 }
             }
-            if !self.heap[best].before(&self.heap[position]) {
+            if !self.before(self.heap[best], moving) {
                 break;
             }
-            self.heap.swap(position, best);
+            self.heap[position] = self.heap[best];
             self.note_position(position);
             position = best;
         }
+        self.heap[position] = moving;
         self.note_position(position);
         position
     }
