@@ -1,0 +1,105 @@
+/* libuv 1.x versions of the benchmark shapes (see common.h, README.md). */
+#define BENCH_LIB "libuv"
+#include "common.h"
+#include <uv.h>
+
+static uv_loop_t *loop;
+
+/* ---------------------------------------------------------------- timers */
+/* one uv_timer_t per timer (the handle memory belongs to the caller in libuv and is counted) */
+
+static void tm_cb(uv_timer_t *t) {
+  (void)t;
+  tm_fired++; /* one-shot timers stop themselves; uv_run returns when none is left */
+}
+
+static int run_timers(void) {
+  loop = uv_default_loop();
+  tm_begin();
+  uv_timer_t *ts = malloc(tm_n * sizeof *ts);
+  for (size_t i = 0; i < tm_n; i++) {
+    uv_timer_init(loop, &ts[i]);
+    CHECK(uv_timer_start(&ts[i], tm_cb, delay_ms_next(), 0));
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  tm_end();
+  return 0;
+}
+
+/* ---------------------------------------------------------------- fanout */
+
+static uv_poll_t *fo_polls;
+
+static void fo_cb(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  fo_on_readable((long)(intptr_t)p->data, fo_fds[2 * (long)(intptr_t)p->data]);
+}
+
+static void fo_once(void) { uv_run(loop, UV_RUN_NOWAIT); }
+
+static int run_fanout(void) {
+  loop = uv_default_loop();
+  fo_polls = calloc((size_t)fo_pipes, sizeof *fo_polls);
+  for (int i = 0; i < fo_pipes; i++) {
+    CHECK(uv_poll_init(loop, &fo_polls[i], fo_fds[2 * i]));
+    fo_polls[i].data = (void *)(intptr_t)i;
+    CHECK(uv_poll_start(&fo_polls[i], UV_READABLE, fo_cb));
+  }
+  fo_run(fo_once);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- callthread (uv_async + mutex queue) */
+
+static uv_async_t q_async;
+static mqueue_t q;
+
+static void on_q_async(uv_async_t *a) {
+  (void)a;
+  mq_drain(&q);
+}
+
+static void flood_fn(void *arg) {
+  if (flood_seen(arg)) uv_stop(loop);
+}
+static void paced_fn(void *arg) {
+  if (paced_seen(arg)) uv_stop(loop);
+}
+static int send_flood(void *arg) { return mq_push(&q, flood_fn, arg) ? uv_async_send(&q_async) : 0; }
+static int send_paced(void *arg) { return mq_push(&q, paced_fn, arg) ? uv_async_send(&q_async) : 0; }
+
+static int run_q(void *(*producer)(void *)) {
+  loop = uv_default_loop();
+  mq_init(&q);
+  CHECK(uv_async_init(loop, &q_async, on_q_async));
+  pthread_t t = start_thread(producer);
+  uv_run(loop, UV_RUN_DEFAULT);
+  pthread_join(t, NULL);
+  uv_close((uv_handle_t *)&q_async, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
+static int run_callthread(void) { return run_q(flood_producer); }
+static int run_callthread_paced(void) { return run_q(paced_producer); }
+
+/* ---------------------------------------------------------------- async */
+
+static uv_async_t as_async;
+
+static void on_as(uv_async_t *a) {
+  (void)a;
+  if (async_seen()) uv_stop(loop);
+}
+static int send_async(void) { return uv_async_send(&as_async); }
+
+static int run_async(void) {
+  loop = uv_default_loop();
+  CHECK(uv_async_init(loop, &as_async, on_as));
+  pthread_t t = start_thread(async_producer);
+  uv_run(loop, UV_RUN_DEFAULT);
+  pthread_join(t, NULL);
+  uv_close((uv_handle_t *)&as_async, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
