@@ -13,7 +13,7 @@ pub mod ffi;
 mod handles;
 pub mod reactor;
 pub mod status;
-pub mod threadpool;
 mod thread_id;
+pub mod threadpool;
 pub mod time;
 pub mod types;

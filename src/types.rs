@@ -79,7 +79,8 @@ pub type reactor_fd_fn =
 pub type reactor_work_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 /// The work half of `reactor_call_in_thread_with_callback`: runs on a pool thread, returns a result for
 /// `reactor_done_fn`.
-pub type reactor_work_result_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> *mut c_void>;
+pub type reactor_work_result_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void) -> *mut c_void>;
 /// The completion half of `reactor_call_in_thread_with_callback`: runs on the reactor thread with the
 /// work function's result.
 pub type reactor_done_fn =

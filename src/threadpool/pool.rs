@@ -22,6 +22,18 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 
+/// Keeps a hot atomic on a cache line of its own (no false sharing between submitters and workers).
+#[repr(align(128))]
+#[derive(Default)]
+pub(super) struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A counters snapshot (`reactor_threadpool_stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -63,7 +75,7 @@ pub(super) struct Inner {
     pub id: usize,
     pub injector: Injector<Job>,
     /// `CLOSED` bit plus the number of submits in progress, so `stop` can wait for them to land.
-    gate: AtomicUsize,
+    gate: Padded<AtomicUsize>,
     pub workers: AtomicUsize,
     pub min: AtomicUsize,
     pub max: AtomicUsize,
@@ -71,8 +83,10 @@ pub(super) struct Inner {
     started: AtomicBool,
     /// `stop` in progress: workers exit once they find no work.
     pub draining: AtomicBool,
-    /// 1 while a worker spins looking for work before it parks (at most one does).
-    pub spinning: AtomicUsize,
+    /// Workers looking for work: woken or new workers until they find some, and the one worker that
+    /// spins before it parks. While any is searching, new jobs wake nobody (tokio's scheme): the
+    /// searcher takes them, and once it finds work it wakes the next worker if more is queued.
+    pub searching: Padded<AtomicUsize>,
     pub sleep: Sleep,
     pub slots: RwLock<Vec<Arc<Slot>>>,
     control: Mutex<Control>,
@@ -136,14 +150,14 @@ impl Inner {
         Ok(())
     }
 
-    /// After new work was queued: let a spinning worker take it, else wake a parked one, else start
-    /// one more worker if the pool may grow.
+    /// After new work was queued: leave it to a searching worker, else wake a parked one, else start
+    /// one more worker if the pool may grow. The woken or new worker counts as searching.
     pub fn notify_work(self: &Arc<Self>) {
         fence(Ordering::SeqCst);
-        if self.spinning.load(Ordering::Relaxed) > 0 {
+        if self.searching.load(Ordering::Relaxed) > 0 {
             return;
         }
-        if self.sleep.idle() > 0 && self.sleep.wake_one() {
+        if self.sleep.idle() > 0 && self.sleep.wake_one(&self.searching) {
             return;
         }
         if self.started.load(Ordering::Relaxed)
@@ -169,6 +183,8 @@ impl Inner {
         {
             return Ok(false);
         }
+        // The new worker starts out searching.
+        self.searching.fetch_add(1, Ordering::SeqCst);
         for handle in control.exited.drain(..) {
             let _ = handle.join();
         }
@@ -201,6 +217,7 @@ impl Inner {
                     .unwrap_or_else(|e| e.into_inner())
                     .retain(|s| s.index != index);
                 self.workers.fetch_sub(1, Ordering::SeqCst);
+                self.searching.fetch_sub(1, Ordering::SeqCst);
                 Err(e)
             }
         }
@@ -321,13 +338,13 @@ impl ThreadPool {
             inner: Arc::new(Inner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 injector: Injector::new(),
-                gate: AtomicUsize::new(0),
+                gate: Padded(AtomicUsize::new(0)),
                 workers: AtomicUsize::new(0),
                 min: AtomicUsize::new(min),
                 max: AtomicUsize::new(max),
                 started: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
-                spinning: AtomicUsize::new(0),
+                searching: Padded(AtomicUsize::new(0)),
                 sleep: Sleep::default(),
                 slots: RwLock::new(Vec::new()),
                 control: Mutex::new(Control::default()),

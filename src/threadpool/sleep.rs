@@ -21,7 +21,9 @@ struct State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Wake {
-    /// A wake-up token, or the re-check found something to do.
+    /// A wake-up token: the waker counted this worker as searching.
+    Token,
+    /// The re-check found something to do; the worker did not sleep.
     Work,
     /// `kick_all`: re-evaluate (the pool is stopping or shrinking).
     Kick,
@@ -31,7 +33,7 @@ pub(super) enum Wake {
 #[derive(Default)]
 pub(super) struct Sleep {
     /// Parked workers that no wake-up has claimed yet. Changed under `state`, read without it.
-    idle: AtomicUsize,
+    idle: super::pool::Padded<AtomicUsize>,
     state: Mutex<State>,
     cv: Condvar,
 }
@@ -45,13 +47,14 @@ impl Sleep {
         self.idle.load(Ordering::Relaxed)
     }
 
-    /// Wakes one parked worker; false if none was parked.
-    pub fn wake_one(&self) -> bool {
+    /// Wakes one parked worker, counting it in `searching`; false if none was parked.
+    pub fn wake_one(&self, searching: &AtomicUsize) -> bool {
         let mut state = self.lock();
         if self.idle.load(Ordering::Relaxed) == 0 {
             return false;
         }
         self.idle.fetch_sub(1, Ordering::Relaxed);
+        searching.fetch_add(1, Ordering::SeqCst);
         state.tokens += 1;
         drop(state);
         self.cv.notify_one();
@@ -72,6 +75,8 @@ impl Sleep {
     pub fn park(&self, timeout: Duration, recheck: impl Fn() -> bool) -> Wake {
         let mut state = self.lock();
         self.idle.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `Inner::notify_work` (after the job was queued).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if recheck() {
             self.idle.fetch_sub(1, Ordering::Relaxed);
             return Wake::Work;
@@ -81,7 +86,7 @@ impl Sleep {
         loop {
             if state.tokens > 0 {
                 state.tokens -= 1;
-                return Wake::Work;
+                return Wake::Token;
             }
             if state.kicks != kicks {
                 self.idle.fetch_sub(1, Ordering::Relaxed);

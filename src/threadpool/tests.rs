@@ -320,3 +320,73 @@ fn concurrent_submit_and_stop_loses_nothing() {
         assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
     }
 }
+
+#[test]
+fn shrinking_workers_hand_their_queued_jobs_back() {
+    let p = Arc::new(pool(4, 4));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Barrier::new(5));
+    for _ in 0..4 {
+        let (inner, ran, started) = (p.clone(), ran.clone(), started.clone());
+        assert!(
+            p.submit(Job::closure(move || {
+                // Children land on this worker's own deque.
+                for _ in 0..200 {
+                    let ran = ran.clone();
+                    let child = inner.submit(Job::closure(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(50));
+                    }));
+                    assert!(child.is_ok());
+                }
+                started.wait();
+            }))
+            .is_ok()
+        );
+    }
+    started.wait();
+    p.resize(1, 1).unwrap();
+    wait_until("every child", Duration::from_secs(30), || {
+        ran.load(Ordering::SeqCst) == 800
+    });
+    wait_until("one worker", Duration::from_secs(10), || {
+        p.stats().workers == 1
+    });
+    p.stop().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 800);
+}
+
+#[test]
+fn blocking_jobs_never_wait_behind_each_other_while_workers_can_start() {
+    let p = pool(0, 4);
+    let failures = Arc::new(AtomicUsize::new(0));
+    for round in 0..50u64 {
+        let arrived = Arc::new(AtomicUsize::new(0));
+        for _ in 0..4 {
+            let (arrived, failures) = (arrived.clone(), failures.clone());
+            assert!(
+                p.submit(Job::closure(move || {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let started = Instant::now();
+                    while arrived.load(Ordering::SeqCst) < 4 {
+                        if started.elapsed() > Duration::from_secs(5) {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }))
+                .is_ok()
+            );
+        }
+        wait_until("a round", Duration::from_secs(20), || {
+            p.stats().completed == 4 * (round + 1)
+        });
+        if round % 8 == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // let workers park between some rounds
+        }
+    }
+    p.stop().unwrap();
+    assert_eq!(failures.load(Ordering::SeqCst), 0);
+    assert_eq!(p.stats().completed, 200);
+}
