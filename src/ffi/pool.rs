@@ -15,7 +15,12 @@ struct PoolHandle {
     pool: Arc<ThreadPool>,
     /// The reactor's own pool: borrowed, so stop and free are refused.
     reactor_owned: bool,
+    /// Its reactor's handle (table-checked), so submits reopen the pool like `reactor_call_in_thread`.
+    reactor: *mut reactor_t,
 }
+
+// SAFETY: `reactor` is an opaque token, only ever resolved through the reactor table.
+unsafe impl Send for PoolHandle {}
 
 static POOLS: HandleTable<PoolHandle> = HandleTable::new();
 
@@ -52,6 +57,7 @@ pub extern "C" fn reactor_threadpool_new(
         let handle = POOLS.insert(Box::new(PoolHandle {
             pool: Arc::new(pool),
             reactor_owned: false,
+            reactor: std::ptr::null_mut(),
         }))?;
         write_out(out, handle.cast());
         Ok(())
@@ -73,10 +79,16 @@ pub extern "C" fn reactor_threadpool_submit(
     guard(|| {
         let handle = pool_ref(p).ok_or(Error::Invalid)?;
         let func = r#fn.ok_or(Error::Invalid)?;
-        handle
-            .pool
-            .submit(Job::work(func, UserData::new(ud, release)))
-            .map_err(refused)
+        if handle.reactor_owned {
+            // The reactor's pool: same path as reactor_call_in_thread (reopens after a "shutdown"
+            // fired by hand, refuses once the reactor's run ended with stop).
+            let reactor = reactor_ref(handle.reactor).ok_or(Error::Invalid)?;
+            check_open(reactor)?;
+            let job = Job::work(func, UserData::new(ud, release));
+            return reactor.pool.submit(job).map_err(refused);
+        }
+        let job = Job::work(func, UserData::new(ud, release));
+        handle.pool.submit(job).map_err(refused)
     })
 }
 
@@ -312,6 +324,7 @@ fn reactor_pool_handle(reactor: &Reactor) -> Result<*mut reactor_threadpool_t> {
     let handle = POOLS.insert(Box::new(PoolHandle {
         pool,
         reactor_owned: true,
+        reactor: reactor.handle(),
     }))?;
     reactor
         .pool
