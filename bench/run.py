@@ -5,6 +5,7 @@
     python3 bench/run.py                  # 5 runs of every shape, writes BENCHMARKS.md
     python3 bench/run.py --quick          # smoke test: 1 run, small N, does not write BENCHMARKS.md
     python3 bench/run.py --only timers,async --runs 3
+    python3 bench/run.py --only queuework --out /tmp/q.md   # thread pool vs libuv's uv_queue_work
 
 libreactor is found, in this order:
   1. $REACTOR_PREFIX: an install prefix (PKG_CONFIG_PATH=$REACTOR_PREFIX/lib/pkgconfig, pkg-config
@@ -39,6 +40,17 @@ SOURCES = {
     "floor": "bench_floor.c",
 }
 
+# shapes with programs of their own (not in bench_<lib>.c): program -> {lib: source}; only the
+# libraries listed run them
+PROGRAMS = {
+    "queuework": {"libreactor": "bench_queuework_reactor.c", "libuv": "bench_queuework_libuv.c"},
+}
+PROGRAM_OF_SHAPE = {
+    "queuework": "queuework",
+    "queuework_window": "queuework",
+    "queuework_serial": "queuework",
+}
+
 # program shape -> (full params, quick params)
 SHAPES = {
     "timers": (["n=1000000"], ["n=100000"]),
@@ -47,6 +59,9 @@ SHAPES = {
     "callthread": (["n=1000000"], ["n=100000"]),
     "callthread_paced": (["rate=100000", "secs=1.5"], ["rate=100000", "secs=0.3"]),
     "async": (["n=1000000"], ["n=100000"]),
+    "queuework": (["n=1000000", "threads=4"], ["n=100000", "threads=4"]),
+    "queuework_window": (["n=1000000", "window=64", "threads=4"], ["n=100000", "window=64", "threads=4"]),
+    "queuework_serial": (["n=100000", "threads=4"], ["n=20000", "threads=4"]),
 }
 # names accepted by --only -> program shapes
 GROUPS = {
@@ -56,6 +71,7 @@ GROUPS = {
     "callthread_paced": ["callthread_paced"],
     "latency": ["callthread_paced"],
     "async": ["async"],
+    "queuework": ["queuework", "queuework_window", "queuework_serial"],
 }
 
 # rows of the report: (shape, metric, label, unit shown, direction) ; direction "up" = higher is
@@ -71,6 +87,12 @@ ROWS = [
     ("callthread_paced", "loop_cpu_per_call", "callthread paced 100k/s: loop-thread CPU per call", "us", "down"),
     ("async", "rate", "async: sends from 1 thread (coalescing)", "sends/s", "up"),
     ("async", "callbacks", "async: callbacks run for all sends", "count", None),
+    ("queuework", "rate", "queuework: 1M pool jobs + done callback, all queued (4 threads)", "jobs/s", "up"),
+    ("queuework_window", "rate", "queuework: 1M jobs, window of 64 in flight", "jobs/s", "up"),
+    ("queuework_serial", "rate", "queuework: 100k serial round trips (window 1)", "jobs/s", "up"),
+    ("queuework", "cpu_per_job", "queuework all queued: process CPU per job", "CPU us/job", "down"),
+    ("queuework_window", "cpu_per_job", "queuework window 64: process CPU per job", "CPU us/job", "down"),
+    ("queuework_serial", "cpu_per_job", "queuework serial: process CPU per job", "CPU us/job", "down"),
 ]
 # metrics that must be zero/absent; anything else is reported as a problem
 SANITY = ["missing", "order_errors", "send_errors", "failures"]
@@ -154,6 +176,38 @@ def reactor_flags(args):
     return None, "; ".join(notes)
 
 
+def build_program(exe, source, f):
+    """-> error text or None"""
+    cmd = [os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", exe, os.path.join(BENCH, source)] + f + ["-lpthread"]
+    r = sh(cmd)
+    if r.returncode != 0:
+        log("build of %s failed:\n  %s\n%s" % (source, " ".join(cmd), r.stderr))
+        return "build failed: " + r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "build failed"
+    if r.stderr.strip():
+        log(r.stderr.strip())
+    return None
+
+
+def build_extra(shapes, built, lib_flags):
+    """Builds the per-shape programs the selected shapes need -> {(program, lib): exe}"""
+    extra = {}
+    for prog in sorted({PROGRAM_OF_SHAPE[s] for s in shapes if s in PROGRAM_OF_SHAPE}):
+        for lib, source in PROGRAMS[prog].items():
+            if lib not in built:
+                continue
+            exe = os.path.join(BUILD, "bench_%s_%s" % (prog, lib))
+            if build_program(exe, source, lib_flags[lib]) is None:
+                extra[(prog, lib)] = exe
+    return extra
+
+
+def program_for(shape, lib, built, extra):
+    """The executable that runs `shape` for `lib`, or None if that library has no such program."""
+    if shape in PROGRAM_OF_SHAPE:
+        return extra.get((PROGRAM_OF_SHAPE[shape], lib))
+    return built.get(lib)
+
+
 def build(args, libs):
     os.makedirs(BUILD, exist_ok=True)
     flags = {
@@ -162,7 +216,7 @@ def build(args, libs):
         "libevent": pkg_flags(["libevent", "libevent_pthreads"]) or ["-levent", "-levent_pthreads"],
         "floor": [],
     }
-    built, notes = {}, {}
+    built, notes, lib_flags = {}, {}, {}
     for lib in libs:
         if lib == "libreactor":
             f, desc = reactor_flags(args)
@@ -173,17 +227,13 @@ def build(args, libs):
         else:
             f = flags[lib]
         exe = os.path.join(BUILD, "bench_" + lib)
-        cmd = [os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", exe,
-               os.path.join(BENCH, SOURCES[lib])] + f + ["-lpthread"]
-        r = sh(cmd)
-        if r.returncode != 0:
-            log("build of %s failed:\n  %s\n%s" % (lib, " ".join(cmd), r.stderr))
-            notes[lib] = "build failed: " + r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "build failed"
+        err = build_program(exe, SOURCES[lib], f)
+        if err:
+            notes[lib] = err
             continue
-        if r.stderr.strip():
-            log(r.stderr.strip())
         built[lib] = exe
-    return built, notes
+        lib_flags[lib] = f
+    return built, notes, lib_flags
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -258,7 +308,8 @@ def main():
         if l not in LIBS:
             ap.error("unknown library %r" % l)
 
-    built, notes = build(args, libs)
+    built, notes, lib_flags = build(args, libs)
+    extra = build_extra(shapes, built, lib_flags)
     libs = [l for l in libs if l in built]
     if not libs:
         log("nothing built")
@@ -275,7 +326,10 @@ def main():
             params = SHAPES[shape][1 if args.quick else 0]
             order = libs[run % len(libs):] + libs[:run % len(libs)]   # round-robin, rotated per run
             for lib in order:
-                res, err, info = run_one(built[lib], shape, params, args.timeout)
+                exe = program_for(shape, lib, built, extra)
+                if exe is None:
+                    continue
+                res, err, info = run_one(exe, shape, params, args.timeout)
                 if info:
                     infos[(shape, lib)] = info
                 if err:
@@ -285,7 +339,7 @@ def main():
                 for k, v in res.items():
                     samples.setdefault((shape, lib, k), []).append(v)
                 main_metric = {"timers": "rate", "fanout": "cpu_per_event", "callthread": "rate",
-                               "callthread_paced": "p50", "async": "rate"}[shape]
+                               "callthread_paced": "p50", "async": "rate"}.get(shape, "rate")
                 log("  run %d %-16s %-10s %s=%s" % (run + 1, shape, lib, main_metric,
                                                      fmt(res.get(main_metric))))
 
@@ -493,6 +547,15 @@ program has a 20 s watchdog.
   `ev_async_send`, `event_active` from a thread, atomic flag + eventfd for the floor); rate = sends /
   producer wall time; "callbacks" is how many times the loop-side callback ran (fewer = more
   coalescing; informational).
+- **queuework** (thread pool, libreactor and libuv only; programs `bench_queuework_<lib>.c`, shared code
+  in `queuework_common.h`): trivial jobs (return the argument + 1) with a completion on the loop thread
+  that checks the result — `reactor_call_in_thread_with_callback` on the reactor's pool sized with
+  `reactor_suggest_thread_pool_size(r, 4)`, and `uv_queue_work` with `UV_THREADPOOL_SIZE=4` (libuv's
+  default). *all queued*: 1M jobs queued from the loop thread in one go; *window 64*: 64 in flight, each
+  completion queues the next, 1M jobs; *serial*: one in flight, 100k round trips. Rate = jobs / wall time
+  from the first submit to the last completion; CPU per job = process user+sys time / jobs (includes
+  the workers' spinning and sleeping overhead). libuv's requests are caller-allocated `uv_work_t`s;
+  libreactor allocates one record per call.
 - **floor**: the same shapes on raw syscalls (binary heap + `epoll_wait` timeout; plain epoll;
   eventfd + mutex queue; atomic flag + eventfd), a lower bound for an event loop on this machine.
 
