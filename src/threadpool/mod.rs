@@ -2,10 +2,12 @@
 //!
 //! - Jobs from outside go to a global `Injector`; each worker has its own FIFO deque, fed with batches
 //!   from the injector and with jobs that its own jobs submit; idle workers steal from the others.
-//! - Workers start lazily, one per job that finds no idle worker, up to `max`; the first `min` start
-//!   with the pool. Workers above `min` exit after `IDLE_TIMEOUT` (5 s) without work.
-//! - A worker out of work spins for a few tens of microseconds (one at a time), then parks on a
-//!   Condvar; submitting costs one fence and two atomic loads when nobody needs waking.
+//! - Workers start lazily, one per job that finds no parked or searching worker, up to `max`; the
+//!   first `min` start with the pool. Workers above `min` exit after `IDLE_TIMEOUT` (5 s) without work.
+//! - Wake-ups follow tokio's "searching" scheme: a woken or new worker searches until it finds work,
+//!   and while anyone searches new jobs wake nobody; the last searcher to find work wakes the next
+//!   worker if more is queued. The one worker that runs out of work while nobody searches spins 20 us,
+//!   then parks on a Condvar; submitting costs one fence and two atomic loads when nobody needs waking.
 //! - `stop` refuses new jobs, runs every queued job and joins every worker.
 //!
 //! `ReactorPool` is a reactor's own pool: created on first use, started when the reactor first runs,
