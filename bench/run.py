@@ -356,6 +356,7 @@ def main():
         problems.append("%s/%s run %d: %s" % (shape, lib, run + 1, err))
 
     report = render(args, runs, shapes, libs, med, samples, problems, notes, infos, other_load)
+    report += go_binding_section()
     print(report)
     raw = {"%s|%s|%s" % k: v for k, v in samples.items()}
     with open(os.path.join(BUILD, "last_results.json"), "w") as f:
@@ -368,6 +369,22 @@ def main():
 
 
 # ------------------------------------------------------------------------------------------ report
+
+GO_NOTES = os.path.join(ROOT, "bindings", "go", "BENCHMARKS.md")
+
+
+def go_binding_section():
+    """The Go binding's `testing.B` results (measured with `go test -bench`, kept in bindings/go),
+    included so BENCHMARKS.md stays the one place for numbers."""
+    if not os.path.exists(GO_NOTES):
+        return ""
+    with open(GO_NOTES) as f:
+        lines = f.read().splitlines()
+    out = ["", "## Go binding (bindings/go): cost per crossing", "",
+           "Included from `bindings/go/BENCHMARKS.md` (measured with `go test -bench`, not by run.py).", ""]
+    for line in lines[1:]:  # its own title is replaced by the heading above
+        out.append("#" + line if line.startswith("#") else line)
+    return "\n".join(out) + "\n"
 
 def cpu_snapshot():
     """(busy CPU seconds of the whole machine, CPU seconds of our finished children, wall time)"""
