@@ -104,15 +104,8 @@ impl Poller for Epoll {
                 timeout_ms,
             )
         };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            return if err.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
-            } else {
-                Err(err.into())
-            };
-        }
-        for event in &self.buffer[..n as usize] {
+        let n = super::ready_count(n)?;
+        for event in &self.buffer[..n] {
             let flags = event.events;
             let data = event.u64;
             let mut bits = 0;

@@ -96,6 +96,20 @@ impl BackendKind {
     }
 }
 
+/// The number of ready entries from epoll_wait/poll's return value; an interrupted wait (EINTR) is an
+/// empty one, not an error.
+fn ready_count(n: c_int) -> Result<usize> {
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EINTR) {
+        Ok(0)
+    } else {
+        Err(err.into())
+    }
+}
+
 /// Fails with EBADF (as an OS status) if `fd` is not open.
 pub fn check_fd_open(fd: c_int) -> Result<()> {
     // SAFETY: F_GETFD only reads the descriptor flags.

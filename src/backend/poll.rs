@@ -137,15 +137,8 @@ impl Poller for Poll {
                 timeout_ms,
             )
         };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            return if err.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
-            } else {
-                Err(err.into())
-            };
-        }
-        let mut remaining = n as usize;
+        let n = super::ready_count(n)?;
+        let mut remaining = n;
         for pfd in &self.pollfds {
             if remaining == 0 {
                 break;

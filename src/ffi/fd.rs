@@ -95,6 +95,20 @@ pub unsafe extern "C" fn reactor_remove_all(
     })
 }
 
+fn list_fds(
+    r: *const reactor_t,
+    direction: Direction,
+    out_fds: *mut c_int,
+    cap: usize,
+    out_count: *mut usize,
+) -> c_int {
+    on_reactor(r, |reactor| {
+        check_list_args(out_fds, cap, out_count)?;
+        write_list(&reactor.fds_with(direction), out_fds, cap, out_count);
+        Ok(())
+    })
+}
+
 /// The fds that have a reader (ascending; internal fds are never listed): up to `cap` into `out_fds`,
 /// the total into `out_count` (required).
 ///
@@ -106,11 +120,7 @@ pub unsafe extern "C" fn reactor_get_readers(
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    on_reactor(r, |reactor| {
-        check_list_args(out_fds, cap, out_count)?;
-        write_list(&reactor.fds_with(Direction::Read), out_fds, cap, out_count);
-        Ok(())
-    })
+    list_fds(r, Direction::Read, out_fds, cap, out_count)
 }
 
 /// The fds that have a writer (ascending; internal fds are never listed): up to `cap` into `out_fds`,
@@ -124,9 +134,5 @@ pub unsafe extern "C" fn reactor_get_writers(
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    on_reactor(r, |reactor| {
-        check_list_args(out_fds, cap, out_count)?;
-        write_list(&reactor.fds_with(Direction::Write), out_fds, cap, out_count);
-        Ok(())
-    })
+    list_fds(r, Direction::Write, out_fds, cap, out_count)
 }
