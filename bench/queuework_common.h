@@ -31,60 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef BENCH_LIB
-#error "define BENCH_LIB before including queuework_common.h"
-#endif
-
-static inline uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline uint64_t cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
-         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
-}
-
-static const char *g_shape = "?";
-
-static void result(const char *metric, double value, const char *unit) {
-  printf("RESULT shape=%s lib=%s metric=%s value=%.6g unit=%s\n", g_shape, BENCH_LIB, metric, value,
-         unit);
-  fflush(stdout);
-}
-
-static void die(const char *what, long code) {
-  fprintf(stderr, "%s/%s: %s failed (%ld)\n", BENCH_LIB, g_shape, what, code);
-  printf("ERROR shape=%s lib=%s what=%s code=%ld\n", g_shape, BENCH_LIB, what, code);
-  fflush(stdout);
-  _exit(1);
-}
-#define CHECK(expr)                                                                                \
-  do {                                                                                             \
-    long _rc = (long)(expr);                                                                       \
-    if (_rc != 0) die(#expr, _rc);                                                                 \
-  } while (0)
-
-static void on_alarm(int sig) {
-  (void)sig;
-  static const char msg[] = "TIMEOUT watchdog expired\n";
-  ssize_t w = write(1, msg, sizeof msg - 1);
-  (void)w;
-  _exit(3);
-}
-
-static int g_argc;
-static char **g_argv;
-
-static double arg_num(const char *key, double dflt) {
-  size_t kl = strlen(key);
-  for (int i = 2; i < g_argc; i++)
-    if (strncmp(g_argv[i], key, kl) == 0 && g_argv[i][kl] == '=') return atof(g_argv[i] + kl + 1);
-  return dflt;
-}
+#include "bench_util.h"
 
 /* ---- shared state (loop thread only, except qw_work) ---- */
 
@@ -120,8 +67,7 @@ static void qw_init(int argc, char **argv) {
     exit(2);
   }
   g_shape = argv[1];
-  signal(SIGALRM, on_alarm);
-  alarm((unsigned)arg_num("timeout", 30));
+  watchdog((unsigned)arg_num("timeout", 30));
   qw_threads = (int)arg_num("threads", 4);
   if (!strcmp(g_shape, "queuework")) {
     qw_n = (size_t)arg_num("n", 1000000);
