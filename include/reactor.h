@@ -23,7 +23,7 @@
 
 
 /*
- OS errors are `-(REACTOR_E_OS_BASE + errno)`; see the `REACTOR_E_OS(e)` macro.
+ OS errors are `-(REACTOR_E_OS_BASE + errno)`; see `REACTOR_E_OS(e)` and `reactor_status_from_errno`.
  */
 #define REACTOR_E_OS_BASE 10000
 
@@ -63,8 +63,23 @@
 #define REACTOR_SHUTDOWN 16
 
 /*
+ Points for `reactor_test_inject_panic`: the start of the next pass of `run` or `iterate`.
+ */
+#define REACTOR_TEST_PANIC_NEXT_PASS 1
+
+/*
+ Points for `reactor_test_inject_panic`: right after the next host callback returns.
+ */
+#define REACTOR_TEST_PANIC_AFTER_CALLBACK 2
+
+/*
+ Points for `reactor_test_inject_panic`: inside the next reactor-thread API call.
+ */
+#define REACTOR_TEST_PANIC_IN_CALL 3
+
+/*
  Status codes returned by every fallible function (`REACTOR_OK` or negative). OS errors are outside
- this enum: `REACTOR_E_OS(errno)`.
+ this enum: `REACTOR_E_OS(errno)` / `reactor_status_from_errno(errno)`.
  */
 typedef enum reactor_status_t {
   REACTOR_OK = 0,
@@ -88,7 +103,8 @@ typedef enum reactor_status_t {
   REACTOR_E_MESSAGE_TOO_LONG = -18,
   REACTOR_E_PROCESS_EXITED = -19,
   /*
-   An internal error (a caught Rust panic); the reactor is poisoned and refuses further calls.
+   An internal error (a caught Rust panic); the reactor is poisoned and refuses further calls
+   (`reactor_free` still works and runs the releases).
    */
   REACTOR_E_INTERNAL = -20,
 } reactor_status_t;
@@ -248,7 +264,8 @@ typedef void *(*reactor_work_result_fn)(void *user_data);
 typedef void (*reactor_done_fn)(struct reactor_t *r, void *result, void *user_data);
 
 /*
- epoll on Linux, kqueue on BSD/macOS, unless `REACTOR_BACKEND` says otherwise.
+ epoll on Linux, poll elsewhere (kqueue once its backend lands), unless `REACTOR_BACKEND` says
+ otherwise.
  */
 #define REACTOR_BACKEND_DEFAULT 0
 
@@ -297,6 +314,14 @@ const char *reactor_strerror(int status);
 int reactor_status_errno(int status);
 
 /*
+ The status for an OS error: `REACTOR_E_OS(errno)` as a function, for languages that cannot use the
+ macro (Swift, cgo). Values outside 1..=4095 give `REACTOR_E_OS(EIO)`.
+
+ Thread-safety: any thread.
+ */
+int reactor_status_from_errno(int error_number);
+
+/*
  Fills `o` with the defaults (and its `struct_size`). NULL is ignored.
 
  Thread-safety: any thread.
@@ -312,19 +337,22 @@ void reactor_options_init(struct reactor_options_t *o);
 int reactor_new(const struct reactor_options_t *o, struct reactor_t **out);
 
 /*
- Frees a reactor that is not running; every pending registration's release runs inside. NULL is OK;
- a freed or unknown handle gives `REACTOR_E_INVALID`; inside `run`/`iterate` or a callback, `REACTOR_E_BUSY`.
+ Frees a reactor nobody is using; every pending registration's release runs inside (no other
+ callback). NULL is OK; a freed or unknown handle gives `REACTOR_E_INVALID`; while any call on the
+ reactor is in progress — `run`, `iterate`, a callback, or a call from another thread —
+ `REACTOR_E_BUSY`. Afterwards every function on the handle returns `REACTOR_E_INVALID`.
 
- Thread-safety: any thread, while the reactor is not running (must not race other calls on it).
+ Thread-safety: any thread.
  */
 int reactor_free(struct reactor_t *r);
 
 /*
  Fires startup and runs the loop until `reactor_stop` (then shutdown) or `reactor_crash`.
  Errors: `REACTOR_E_ALREADY_RUNNING` (inside a callback), `REACTOR_E_NOT_RESTARTABLE` (after a run
- ended by stop). The calling thread becomes the reactor's thread.
+ ended by stop), `REACTOR_E_BUSY` (another thread is inside a call on it).
 
- Thread-safety: any thread while the reactor is idle; it then belongs to this thread.
+ Thread-safety: the owner; or any thread while the reactor is idle (not inside `run`, `iterate` or
+ any other call), which then becomes its owner. Racing threads: exactly one wins.
  */
 int reactor_run(struct reactor_t *r);
 
@@ -384,8 +412,9 @@ const char *reactor_backend_name(const struct reactor_t *r);
 void reactor_set_log_fn(struct reactor_t *r, reactor_log_fn log_fn, void *ud);
 
 /*
- Copies loop statistics into `out` (set `out->struct_size` first; bytes past what this library
- knows are zeroed).
+ Copies loop statistics into `out`. Set `out->struct_size` first; a larger struct than this
+ library knows must have its unknown trailing bytes zero (else `REACTOR_E_UNSUPPORTED`, nothing
+ written); they stay zero.
 
  Thread-safety: reactor thread only.
  */
@@ -407,6 +436,33 @@ int reactor_backend_fd(const struct reactor_t *r);
  Thread-safety: reactor thread; other threads get -1.
  */
 int reactor_backend_timeout_ms(struct reactor_t *r);
+
+/*
+ For tests of hosts and bindings: arms a one-shot internal panic at `point` —
+ `REACTOR_TEST_PANIC_NEXT_PASS` (the start of the next pass of `run`/`iterate`),
+ `REACTOR_TEST_PANIC_AFTER_CALLBACK` (right after the next host callback returns) or
+ `REACTOR_TEST_PANIC_IN_CALL` (inside the next reactor-thread call). The panic is caught at the C
+ boundary like any internal failure: the call in progress returns `REACTOR_E_INTERNAL`, the reactor
+ is poisoned (later calls return `REACTOR_E_INTERNAL`) and `reactor_free` still frees it and runs
+ every release. Unknown points: `REACTOR_E_INVALID`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_test_inject_panic(struct reactor_t *r, uint32_t point);
+
+/*
+ Wakes the reactor's poll (coalesced with other pending wake-ups).
+
+ Thread-safety: any thread.
+ */
+int reactor_wake_up(struct reactor_t *r);
+
+/*
+ 1 if the calling thread owns the reactor (the creator until the first run, then the running thread).
+
+ Thread-safety: any thread.
+ */
+int reactor_is_in_io_thread(const struct reactor_t *r);
 
 /*
  Adds a one-shot trigger for `event` ("startup", "shutdown" or any name) in `phase`; its id goes to
@@ -547,8 +603,9 @@ int reactor_threadpool_resize(struct reactor_threadpool_t *p,
                               size_t max_threads);
 
 /*
- Copies the pool's counters into `out` (set `out->struct_size` first; bytes past what this library
- knows are zeroed).
+ Copies the pool's counters into `out`. Set `out->struct_size` first; a larger struct than this
+ library knows must have its unknown trailing bytes zero (else `REACTOR_E_UNSUPPORTED`, nothing
+ written).
 
  Thread-safety: any thread.
  */
@@ -569,14 +626,15 @@ int reactor_threadpool_stop(struct reactor_threadpool_t *p);
  reactor's borrowed pool are ignored. From one of the pool's own jobs the workers finish the queue and
  exit on their own (they cannot be joined from among themselves).
 
- Thread-safety: any thread (must not race other calls on the same pool).
+ Thread-safety: any thread.
  */
 void reactor_threadpool_free(struct reactor_threadpool_t *p);
 
 /*
  Runs `fn(ud)` once on the reactor's thread pool (Twisted's callInThread); `release(ud)` runs after it,
  on the same pool thread. Jobs queued before the reactor runs wait for it. After a run that ended with
- `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+ `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing `reactor_free` is safe (the
+ job gets in first and runs while the pool is stopped, or the call gets `REACTOR_E_INVALID`).
 
  Thread-safety: any thread.
  */
@@ -591,7 +649,7 @@ int reactor_call_in_thread(struct reactor_t *r,
  thread. If the reactor shuts down (its pool stops) or is freed before `done` could run, `done` is not
  called and `release` runs instead (at `reactor_free`: on the freeing thread). `work` or `done` NULL:
  `REACTOR_E_INVALID` (use `reactor_call_in_thread` without a completion). After a run that ended with
- `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+ `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's.
 
  Thread-safety: any thread.
  */
@@ -621,8 +679,10 @@ struct reactor_threadpool_t *reactor_get_thread_pool(struct reactor_t *r);
 
 /*
  Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
- before `run` wait for it. After a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud`
- stays the caller's. Must not race `reactor_free` (use a remote handle for that).
+ before `run` wait for it; a call accepted while a run is ending runs before that run returns. After
+ a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing
+ `reactor_free` is safe: the call either gets in first (then `reactor_free` runs its release, or
+ returns `REACTOR_E_BUSY` while the call is in progress) or gets `REACTOR_E_INVALID`.
 
  Thread-safety: any thread.
  */
@@ -630,20 +690,6 @@ int reactor_call_from_thread(struct reactor_t *r,
                              reactor_cb_fn cb,
                              void *ud,
                              reactor_release_fn release);
-
-/*
- Wakes the reactor's poll (coalesced with other pending wake-ups).
-
- Thread-safety: any thread.
- */
-int reactor_wake_up(struct reactor_t *r);
-
-/*
- 1 if the calling thread owns the reactor (the creator until the first run, then the running thread).
-
- Thread-safety: any thread.
- */
-int reactor_is_in_io_thread(const struct reactor_t *r);
 
 /*
  Creates a coalescing wake-up: after `reactor_async_send`, `cb(r, ud)` runs at least once on the
@@ -658,8 +704,8 @@ int reactor_async_new(struct reactor_t *r,
                       struct reactor_async_t **out);
 
 /*
- Requests one run of the async's callback. No allocation, no lock: async-signal-safe.
- Must not race `reactor_async_close` or `reactor_free`.
+ Requests one run of the async's callback. No allocation, no lock: async-signal-safe. A send that
+ finds a run already pending is one atomic load. A closed or freed handle: `REACTOR_E_INVALID`.
 
  Thread-safety: any thread, and signal handlers.
  */
@@ -713,7 +759,8 @@ int reactor_call_later(struct reactor_t *r,
 
 /*
  Cancels a pending call (its release runs). `REACTOR_E_ALREADY_CANCELLED`, `REACTOR_E_ALREADY_CALLED`
- (also from inside its own callback), `REACTOR_E_CLOSED` if the reactor was freed.
+ (also from inside its own callback); after `reactor_free` those, or `REACTOR_E_CLOSED` for a call
+ that was still pending then.
 
  Thread-safety: reactor thread only.
  */

@@ -1,7 +1,7 @@
 //! libreactor: Twisted's reactor rebuilt in Rust, shipped as a C-ABI shared library.
 //!
-//! The crate has a safe core (`reactor`, `time`, `backend`) and a thin `unsafe` boundary in `ffi`,
-//! which holds every `extern "C"` function of `include/reactor.h`.
+//! The crate has a safe core (`reactor`, `time`, `backend`, `threadpool`, `handles`) and a thin
+//! `unsafe` boundary in `ffi`, which holds every `extern "C"` function of `include/reactor.h`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(target_pointer_width = "64"))]
@@ -13,6 +13,7 @@ pub mod ffi;
 mod handles;
 pub mod reactor;
 pub mod status;
+mod sync;
 mod thread_id;
 pub mod threadpool;
 pub mod time;

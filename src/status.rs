@@ -1,13 +1,16 @@
 //! Status codes: the `int` every fallible C function returns, and the internal `Error` they map from.
 //!
-//! Values are part of the ABI: fixed once released, never reused.
+//! The codes are listed once, in `status_table!` below (status, Rust error, message); the
+//! `reactor_status_t` enum beside it is their ABI declaration for cbindgen, and the compiler checks
+//! that the two agree (an exhaustive match in both directions). Values are part of the ABI: fixed once
+//! released, never reused. OS errors are outside the enum: `REACTOR_E_OS(errno)` = -(10000 + errno).
 
 use once_cell::sync::Lazy;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
 
 /// Status codes returned by every fallible function (`REACTOR_OK` or negative). OS errors are outside
-/// this enum: `REACTOR_E_OS(errno)`.
+/// this enum: `REACTOR_E_OS(errno)` / `reactor_status_from_errno(errno)`.
 #[repr(C)]
 #[allow(non_camel_case_types, clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,89 +35,90 @@ pub enum reactor_status_t {
     REACTOR_E_INVALID_ADDRESS = -17,
     REACTOR_E_MESSAGE_TOO_LONG = -18,
     REACTOR_E_PROCESS_EXITED = -19,
-    /// An internal error (a caught Rust panic); the reactor is poisoned and refuses further calls.
+    /// An internal error (a caught Rust panic); the reactor is poisoned and refuses further calls
+    /// (`reactor_free` still works and runs the releases).
     REACTOR_E_INTERNAL = -20,
 }
 
-pub(crate) const REACTOR_OK: c_int = reactor_status_t::REACTOR_OK as c_int;
-pub(crate) const REACTOR_E_INVALID: c_int = reactor_status_t::REACTOR_E_INVALID as c_int;
-pub(crate) const REACTOR_E_WRONG_THREAD: c_int = reactor_status_t::REACTOR_E_WRONG_THREAD as c_int;
-pub(crate) const REACTOR_E_ALREADY_RUNNING: c_int =
-    reactor_status_t::REACTOR_E_ALREADY_RUNNING as c_int;
-pub(crate) const REACTOR_E_NOT_RUNNING: c_int = reactor_status_t::REACTOR_E_NOT_RUNNING as c_int;
-pub(crate) const REACTOR_E_NOT_RESTARTABLE: c_int =
-    reactor_status_t::REACTOR_E_NOT_RESTARTABLE as c_int;
-pub(crate) const REACTOR_E_ALREADY_CALLED: c_int =
-    reactor_status_t::REACTOR_E_ALREADY_CALLED as c_int;
-pub(crate) const REACTOR_E_ALREADY_CANCELLED: c_int =
-    reactor_status_t::REACTOR_E_ALREADY_CANCELLED as c_int;
-pub(crate) const REACTOR_E_NOT_FOUND: c_int = reactor_status_t::REACTOR_E_NOT_FOUND as c_int;
-pub(crate) const REACTOR_E_BUSY: c_int = reactor_status_t::REACTOR_E_BUSY as c_int;
-pub(crate) const REACTOR_E_CLOSED: c_int = reactor_status_t::REACTOR_E_CLOSED as c_int;
-pub(crate) const REACTOR_E_UNSUPPORTED: c_int = reactor_status_t::REACTOR_E_UNSUPPORTED as c_int;
-pub(crate) const REACTOR_E_TIMEOUT: c_int = reactor_status_t::REACTOR_E_TIMEOUT as c_int;
-pub(crate) const REACTOR_E_NOMEM: c_int = reactor_status_t::REACTOR_E_NOMEM as c_int;
-pub(crate) const REACTOR_E_CONNECTION_REFUSED: c_int =
-    reactor_status_t::REACTOR_E_CONNECTION_REFUSED as c_int;
-pub(crate) const REACTOR_E_DNS: c_int = reactor_status_t::REACTOR_E_DNS as c_int;
-pub(crate) const REACTOR_E_ADDRESS_IN_USE: c_int =
-    reactor_status_t::REACTOR_E_ADDRESS_IN_USE as c_int;
-pub(crate) const REACTOR_E_INVALID_ADDRESS: c_int =
-    reactor_status_t::REACTOR_E_INVALID_ADDRESS as c_int;
-pub(crate) const REACTOR_E_MESSAGE_TOO_LONG: c_int =
-    reactor_status_t::REACTOR_E_MESSAGE_TOO_LONG as c_int;
-pub(crate) const REACTOR_E_PROCESS_EXITED: c_int =
-    reactor_status_t::REACTOR_E_PROCESS_EXITED as c_int;
-pub(crate) const REACTOR_E_INTERNAL: c_int = reactor_status_t::REACTOR_E_INTERNAL as c_int;
-/// OS errors are `-(REACTOR_E_OS_BASE + errno)`; see the `REACTOR_E_OS(e)` macro.
+/// OS errors are `-(REACTOR_E_OS_BASE + errno)`; see `REACTOR_E_OS(e)` and `reactor_status_from_errno`.
 pub const REACTOR_E_OS_BASE: c_int = 10000;
 
 /// Returned by a BEFORE trigger to hold its event until `reactor_trigger_complete`.
 pub const REACTOR_PENDING: c_int = 1;
 
-/// Everything that can go wrong inside the library, before it becomes a C status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error {
-    Invalid,
-    WrongThread,
-    AlreadyRunning,
-    NotRunning,
-    NotRestartable,
-    AlreadyCalled,
-    AlreadyCancelled,
-    NotFound,
-    Busy,
-    Closed,
-    Unsupported,
-    NoMem,
-    Internal,
-    /// An errno from the operating system.
-    Os(i32),
+/// The one list: each status with the Rust error that maps to it and its message.
+macro_rules! status_table {
+    ($( $status:ident => $error:ident, $message:literal; )*) => {
+        /// Everything that can go wrong inside the library, before it becomes a C status code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Error {
+            $( $error, )*
+            /// An errno from the operating system.
+            Os(i32),
+        }
+
+        impl Error {
+            /// The C status code for this error.
+            pub fn code(self) -> c_int {
+                match self {
+                    $( Error::$error => reactor_status_t::$status as c_int, )*
+                    Error::Os(errno) => os_status(errno),
+                }
+            }
+        }
+
+        impl reactor_status_t {
+            /// Every status, in table order.
+            pub const ALL: &'static [reactor_status_t] = &[
+                reactor_status_t::REACTOR_OK, $( reactor_status_t::$status, )*
+            ];
+
+            /// The status's message (static, for `reactor_strerror`).
+            pub fn message(self) -> &'static CStr {
+                // Exhaustive: a variant without a table row does not compile.
+                match self {
+                    reactor_status_t::REACTOR_OK => c"success",
+                    $( reactor_status_t::$status => $message, )*
+                }
+            }
+        }
+    };
+}
+
+status_table! {
+    REACTOR_E_INVALID => Invalid, c"invalid argument";
+    REACTOR_E_WRONG_THREAD => WrongThread, c"called from a thread that does not own the reactor";
+    REACTOR_E_ALREADY_RUNNING => AlreadyRunning, c"the reactor is already running";
+    REACTOR_E_NOT_RUNNING => NotRunning, c"the reactor is not running";
+    REACTOR_E_NOT_RESTARTABLE => NotRestartable, c"the reactor was stopped and cannot run again";
+    REACTOR_E_ALREADY_CALLED => AlreadyCalled, c"the delayed call already ran";
+    REACTOR_E_ALREADY_CANCELLED => AlreadyCancelled, c"the delayed call was already cancelled";
+    REACTOR_E_NOT_FOUND => NotFound, c"not found";
+    REACTOR_E_BUSY => Busy, c"busy";
+    REACTOR_E_CLOSED => Closed, c"closed";
+    REACTOR_E_UNSUPPORTED => Unsupported, c"unsupported";
+    REACTOR_E_TIMEOUT => Timeout, c"timed out";
+    REACTOR_E_NOMEM => NoMem, c"out of memory";
+    REACTOR_E_CONNECTION_REFUSED => ConnectionRefused, c"connection refused";
+    REACTOR_E_DNS => Dns, c"name resolution failed";
+    REACTOR_E_ADDRESS_IN_USE => AddressInUse, c"address in use";
+    REACTOR_E_INVALID_ADDRESS => InvalidAddress, c"invalid address";
+    REACTOR_E_MESSAGE_TOO_LONG => MessageTooLong, c"message too long";
+    REACTOR_E_PROCESS_EXITED => ProcessExited, c"process exited";
+    REACTOR_E_INTERNAL => Internal, c"internal error (the reactor is poisoned)";
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-impl Error {
-    /// The C status code for this error.
-    pub fn code(self) -> c_int {
-        match self {
-            Error::Invalid => REACTOR_E_INVALID,
-            Error::WrongThread => REACTOR_E_WRONG_THREAD,
-            Error::AlreadyRunning => REACTOR_E_ALREADY_RUNNING,
-            Error::NotRunning => REACTOR_E_NOT_RUNNING,
-            Error::NotRestartable => REACTOR_E_NOT_RESTARTABLE,
-            Error::AlreadyCalled => REACTOR_E_ALREADY_CALLED,
-            Error::AlreadyCancelled => REACTOR_E_ALREADY_CANCELLED,
-            Error::NotFound => REACTOR_E_NOT_FOUND,
-            Error::Busy => REACTOR_E_BUSY,
-            Error::Closed => REACTOR_E_CLOSED,
-            Error::Unsupported => REACTOR_E_UNSUPPORTED,
-            Error::NoMem => REACTOR_E_NOMEM,
-            Error::Internal => REACTOR_E_INTERNAL,
-            Error::Os(errno) => os_status(errno),
-        }
+/// `REACTOR_OK` or the error's code.
+pub fn to_status(result: Result<()>) -> c_int {
+    match result {
+        Ok(()) => reactor_status_t::REACTOR_OK as c_int,
+        Err(e) => e.code(),
     }
+}
 
+impl Error {
     /// The error behind the last failed libc call on this thread.
     pub fn last_os() -> Error {
         Error::from(std::io::Error::last_os_error())
@@ -162,36 +166,21 @@ static OS_MESSAGES: Lazy<Vec<CString>> = Lazy::new(|| {
 
 /// A static, human-readable description of any status code (never NULL, also for unknown codes).
 pub fn strerror(status: c_int) -> &'static CStr {
-    match status {
-        REACTOR_OK => c"success",
-        REACTOR_E_INVALID => c"invalid argument",
-        REACTOR_E_WRONG_THREAD => c"called from a thread that does not own the reactor",
-        REACTOR_E_ALREADY_RUNNING => c"the reactor is already running",
-        REACTOR_E_NOT_RUNNING => c"the reactor is not running",
-        REACTOR_E_NOT_RESTARTABLE => c"the reactor was stopped and cannot run again",
-        REACTOR_E_ALREADY_CALLED => c"the delayed call already ran",
-        REACTOR_E_ALREADY_CANCELLED => c"the delayed call was already cancelled",
-        REACTOR_E_NOT_FOUND => c"not found",
-        REACTOR_E_BUSY => c"busy",
-        REACTOR_E_CLOSED => c"closed",
-        REACTOR_E_UNSUPPORTED => c"unsupported",
-        REACTOR_E_TIMEOUT => c"timed out",
-        REACTOR_E_NOMEM => c"out of memory",
-        REACTOR_E_CONNECTION_REFUSED => c"connection refused",
-        REACTOR_E_DNS => c"name resolution failed",
-        REACTOR_E_ADDRESS_IN_USE => c"address in use",
-        REACTOR_E_INVALID_ADDRESS => c"invalid address",
-        REACTOR_E_MESSAGE_TOO_LONG => c"message too long",
-        REACTOR_E_PROCESS_EXITED => c"process exited",
-        REACTOR_E_INTERNAL => c"internal error (the reactor is poisoned)",
-        REACTOR_PENDING => c"pending",
-        _ => match status_errno(status) {
-            0 => c"unknown status code",
-            errno => OS_MESSAGES
-                .get(errno as usize - 1)
-                .map(|m| m.as_c_str())
-                .unwrap_or(c"operating system error"),
-        },
+    if status == REACTOR_PENDING {
+        return c"pending";
+    }
+    if let Some(known) = reactor_status_t::ALL
+        .iter()
+        .find(|known| **known as c_int == status)
+    {
+        return known.message();
+    }
+    match status_errno(status) {
+        0 => c"unknown status code",
+        errno => OS_MESSAGES
+            .get(errno as usize - 1)
+            .map(|m| m.as_c_str())
+            .unwrap_or(c"operating system error"),
     }
 }
 
@@ -204,17 +193,25 @@ mod tests {
         for errno in [1, libc::EBADF, libc::EAGAIN, 4095] {
             assert_eq!(status_errno(os_status(errno)), errno);
         }
-        assert_eq!(status_errno(REACTOR_E_INVALID), 0);
-        assert_eq!(status_errno(REACTOR_OK), 0);
+        assert_eq!(status_errno(Error::Invalid.code()), 0);
+        assert_eq!(status_errno(0), 0);
         assert_eq!(os_status(0), os_status(libc::EIO));
     }
 
     #[test]
-    fn every_code_has_a_message() {
-        for code in REACTOR_E_INTERNAL..=REACTOR_PENDING {
+    fn every_code_has_a_distinct_message_and_error() {
+        let codes: Vec<c_int> = reactor_status_t::ALL.iter().map(|s| *s as c_int).collect();
+        let lowest = reactor_status_t::REACTOR_E_INTERNAL as c_int;
+        assert_eq!(
+            codes,
+            (lowest..=0).rev().collect::<Vec<_>>(),
+            "contiguous, no gaps"
+        );
+        for code in lowest..=REACTOR_PENDING {
             assert_ne!(strerror(code), c"unknown status code", "code {code}");
         }
         assert_eq!(strerror(12345), c"unknown status code");
         assert!(strerror(os_status(libc::EBADF)).to_bytes().len() > 3);
+        assert_eq!(Error::Internal.code(), lowest);
     }
 }

@@ -34,7 +34,8 @@ pub const REACTOR_THREADPOOL_MAX_THREADS: usize = 1024;
 
 /// Which poller a reactor uses (`REACTOR_BACKEND_*`).
 pub type reactor_backend_t = c_int;
-/// epoll on Linux, kqueue on BSD/macOS, unless `REACTOR_BACKEND` says otherwise.
+/// epoll on Linux, poll elsewhere (kqueue once its backend lands), unless `REACTOR_BACKEND` says
+/// otherwise.
 pub const REACTOR_BACKEND_DEFAULT: reactor_backend_t = 0;
 pub const REACTOR_BACKEND_EPOLL: reactor_backend_t = 1;
 pub const REACTOR_BACKEND_POLL: reactor_backend_t = 2;
@@ -138,3 +139,10 @@ pub struct reactor_threadpool_stats_t {
     /// Jobs a worker took from another worker's deque.
     pub stolen: u64,
 }
+
+/// Points for `reactor_test_inject_panic`: the start of the next pass of `run` or `iterate`.
+pub const REACTOR_TEST_PANIC_NEXT_PASS: u32 = 1;
+/// Points for `reactor_test_inject_panic`: right after the next host callback returns.
+pub const REACTOR_TEST_PANIC_AFTER_CALLBACK: u32 = 2;
+/// Points for `reactor_test_inject_panic`: inside the next reactor-thread API call.
+pub const REACTOR_TEST_PANIC_IN_CALL: u32 = 3;

@@ -1,15 +1,19 @@
 //! The epoll backend (Linux default). Level-triggered; the epoll fd itself is the pollable backend fd.
+//! The waker's eventfd is registered under a token the registry never hands out and drained here.
 
-use super::{Interest, ModifyError, PollEvent, Poller};
+use super::{Interest, ModifyError, PollEvent, Poller, Token, WakeTarget, Waker};
 use crate::status::{Error, Result};
 use crate::types::{REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 
 const MAX_EVENTS: usize = 1024;
+/// The waker's epoll data: no registry token has all bits set (index u32::MAX is never allocated).
+const WAKER_DATA: u64 = u64::MAX;
 
 pub struct Epoll {
     epfd: OwnedFd,
+    waker: Waker,
     buffer: Vec<libc::epoll_event>,
 }
 
@@ -20,18 +24,28 @@ impl Epoll {
         if fd < 0 {
             return Err(Error::last_os());
         }
-        Ok(Epoll {
+        let epoll = Epoll {
             // SAFETY: a fresh fd we own.
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            waker: Waker::new()?,
             buffer: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
-        })
+        };
+        epoll
+            .ctl(
+                libc::EPOLL_CTL_ADD,
+                epoll.waker.read_fd(),
+                WAKER_DATA,
+                Interest::READ,
+            )
+            .map_err(Error::Os)?;
+        Ok(epoll)
     }
 
     fn ctl(
         &self,
         op: c_int,
         fd: c_int,
-        tag: u32,
+        data: u64,
         interest: Interest,
     ) -> std::result::Result<(), i32> {
         let mut flags = 0;
@@ -43,7 +57,7 @@ impl Epoll {
         }
         let mut event = libc::epoll_event {
             events: flags,
-            u64: (u64::from(tag) << 32) | fd as u32 as u64,
+            u64: data,
         };
         // SAFETY: valid epoll fd and event pointer.
         if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut event) } == 0 {
@@ -56,6 +70,23 @@ impl Epoll {
     }
 }
 
+fn bits_of(flags: u32) -> u32 {
+    let mut bits = 0;
+    if flags & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 {
+        bits |= REACTOR_READABLE;
+    }
+    if flags & libc::EPOLLOUT as u32 != 0 {
+        bits |= REACTOR_WRITABLE;
+    }
+    if flags & libc::EPOLLHUP as u32 != 0 {
+        bits |= REACTOR_HANGUP;
+    }
+    if flags & libc::EPOLLERR as u32 != 0 {
+        bits |= REACTOR_ERROR;
+    }
+    bits
+}
+
 impl Poller for Epoll {
     fn name(&self) -> &'static str {
         "epoll"
@@ -65,11 +96,19 @@ impl Poller for Epoll {
         self.epfd.as_raw_fd()
     }
 
-    fn add(&mut self, fd: c_int, tag: u32, interest: Interest) -> Result<()> {
-        match self.ctl(libc::EPOLL_CTL_ADD, fd, tag, interest) {
+    fn wake_target(&self) -> WakeTarget {
+        self.waker.target()
+    }
+
+    fn owns_fd(&self, fd: c_int) -> bool {
+        fd == self.epfd.as_raw_fd() || self.waker.owns_fd(fd)
+    }
+
+    fn add(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, token.0, interest) {
             Ok(()) => Ok(()),
             Err(libc::EEXIST) => self
-                .ctl(libc::EPOLL_CTL_MOD, fd, tag, interest)
+                .ctl(libc::EPOLL_CTL_MOD, fd, token.0, interest)
                 .map_err(Error::Os),
             Err(errno) => Err(Error::Os(errno)),
         }
@@ -78,10 +117,10 @@ impl Poller for Epoll {
     fn modify(
         &mut self,
         fd: c_int,
-        tag: u32,
+        token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError> {
-        match self.ctl(libc::EPOLL_CTL_MOD, fd, tag, interest) {
+        match self.ctl(libc::EPOLL_CTL_MOD, fd, token.0, interest) {
             Ok(()) => Ok(()),
             // The kernel dropped our registration: the file was closed behind our back.
             Err(libc::ENOENT) => Err(ModifyError::Stale),
@@ -94,7 +133,7 @@ impl Poller for Epoll {
             .map_err(Error::Os)
     }
 
-    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<()> {
+    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<bool> {
         // SAFETY: the buffer has MAX_EVENTS initialised entries.
         let n = unsafe {
             libc::epoll_wait(
@@ -105,29 +144,18 @@ impl Poller for Epoll {
             )
         };
         let n = super::ready_count(n)?;
+        let mut woken = false;
         for event in &self.buffer[..n] {
-            let flags = event.events;
-            let data = event.u64;
-            let mut bits = 0;
-            if flags & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 {
-                bits |= REACTOR_READABLE;
+            let (flags, data) = (event.events, event.u64);
+            if data == WAKER_DATA {
+                self.waker.drain();
+                woken = true;
+                continue;
             }
-            if flags & libc::EPOLLOUT as u32 != 0 {
-                bits |= REACTOR_WRITABLE;
-            }
-            if flags & libc::EPOLLHUP as u32 != 0 {
-                bits |= REACTOR_HANGUP;
-            }
-            if flags & libc::EPOLLERR as u32 != 0 {
-                bits |= REACTOR_ERROR;
-            }
-            out.push(PollEvent {
-                fd: data as u32 as c_int,
-                tag: (data >> 32) as u32,
-                bits,
-                closed: false,
-            });
+            let mut report = PollEvent::new(Token(data), bits_of(flags));
+            report.eof = flags & libc::EPOLLRDHUP as u32 != 0;
+            out.push(report);
         }
-        Ok(())
+        Ok(woken)
     }
 }

@@ -1,5 +1,11 @@
-//! Pollers behind one small trait. Each backend reports readiness as `PollEvent`s tagged with the
-//! registration's generation, so an event collected for a closed-and-reused fd can be recognised as stale.
+//! Pollers behind one small trait.
+//!
+//! The loop registers *event sources* by token (`Token`, an index and generation into the reactor's
+//! source registry); a backend reports readiness as `PollEvent`s carrying that token, so an event
+//! collected for a source that was removed (and maybe replaced on a reused fd number) is recognised as
+//! stale by the registry. Each backend owns the reactor's waker in its native form (an eventfd on
+//! Linux, a pipe elsewhere; kqueue's EVFILT_USER when that backend lands) and drains it itself, so the
+//! loop never sees it as an event.
 
 use crate::status::{Error, Result};
 use std::os::raw::c_int;
@@ -7,12 +13,32 @@ use std::os::raw::c_int;
 #[cfg(target_os = "linux")]
 mod epoll;
 mod poll;
+mod waker;
 
 #[cfg(target_os = "linux")]
 pub use epoll::Epoll;
 pub use poll::Poll;
+pub use waker::{WakeTarget, Waker};
 
-/// What a registration wants to hear about.
+/// Identifies a registered source: its registry index and the generation of that slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(pub u64);
+
+impl Token {
+    pub fn new(index: u32, generation: u32) -> Token {
+        Token((u64::from(generation) << 32) | u64::from(index))
+    }
+
+    pub fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    pub fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// What an fd registration wants to hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Interest {
     pub read: bool,
@@ -20,19 +46,55 @@ pub struct Interest {
 }
 
 impl Interest {
+    pub(crate) const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+    pub(crate) const WRITE: Interest = Interest {
+        read: false,
+        write: true,
+    };
+
     pub fn is_empty(self) -> bool {
         !self.read && !self.write
     }
 }
 
-/// One readiness report: `bits` uses the public `REACTOR_READABLE` ... `REACTOR_ERROR` flags.
+/// Non-fd event filters some backends provide natively (kqueue: EVFILT_PROC, EVFILT_SIGNAL). Where a
+/// backend lacks one, `add_watch` says `Error::Unsupported` and the caller uses its portable fallback
+/// (pidfd, signal handler plus waker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// The process exited.
+    Process(libc::pid_t),
+    /// The signal was delivered.
+    Signal(c_int),
+}
+
+/// One readiness report. `bits` uses the public `REACTOR_READABLE` ... `REACTOR_ERROR` flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollEvent {
-    pub fd: c_int,
-    pub tag: u32,
+    pub token: Token,
     pub bits: u32,
-    /// The fd is no longer open (poll's POLLNVAL): the registration is stale.
+    /// The fd is no longer the file that was registered (poll's POLLNVAL, or a reused number): the
+    /// registration is stale and must be dropped after its callbacks heard about it.
     pub closed: bool,
+    /// The peer closed its end (kqueue's EV_EOF, epoll's EPOLLRDHUP); reading may still drain data.
+    pub eof: bool,
+    /// Filter-specific data (kqueue: bytes readable/writable, or the errno with EV_EOF); 0 otherwise.
+    pub data: i64,
+}
+
+impl PollEvent {
+    pub fn new(token: Token, bits: u32) -> PollEvent {
+        PollEvent {
+            token,
+            bits,
+            closed: false,
+            eof: false,
+            data: 0,
+        }
+    }
 }
 
 /// Why a modification failed.
@@ -45,19 +107,33 @@ pub enum ModifyError {
 
 pub trait Poller: Send {
     fn name(&self) -> &'static str;
-    /// A pollable fd that becomes readable when this poller has events, or -1.
+    /// A pollable fd that becomes readable when this poller has events (for host loops), or -1.
     fn pollable_fd(&self) -> c_int;
-    fn add(&mut self, fd: c_int, tag: u32, interest: Interest) -> Result<()>;
+    /// Where other threads and signal handlers write to wake this poller (async-signal-safe).
+    fn wake_target(&self) -> WakeTarget;
+    /// True for fds the poller itself uses (its own fd, the waker): never registrable by hosts.
+    fn owns_fd(&self, fd: c_int) -> bool;
+    fn add(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()>;
     fn modify(
         &mut self,
         fd: c_int,
-        tag: u32,
+        token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError>;
     /// Errors are ignored by callers (the fd may already be closed), but reported for tests.
     fn remove(&mut self, fd: c_int) -> Result<()>;
-    /// Waits up to `timeout_ms` (-1 = forever) and appends events to `out`. EINTR is not an error.
-    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<()>;
+    /// Starts a non-fd watch (see `Watch`); `Error::Unsupported` where the backend has no native form.
+    fn add_watch(&mut self, watch: Watch, token: Token) -> Result<()> {
+        let _ = (watch, token);
+        Err(Error::Unsupported)
+    }
+    fn remove_watch(&mut self, watch: Watch) -> Result<()> {
+        let _ = watch;
+        Err(Error::Unsupported)
+    }
+    /// Waits up to `timeout_ms` (-1 = forever) and appends source events to `out`. Returns whether
+    /// the waker fired (drained here). EINTR is not an error.
+    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<bool>;
 }
 
 /// Which backend to build.
@@ -90,7 +166,7 @@ impl BackendKind {
         match self {
             #[cfg(target_os = "linux")]
             BackendKind::Epoll => Ok(Box::new(Epoll::new()?)),
-            BackendKind::Poll => Ok(Box::new(Poll::new())),
+            BackendKind::Poll => Ok(Box::new(Poll::new()?)),
             _ => Err(Error::Unsupported),
         }
     }

@@ -2,8 +2,9 @@
 //! (device, inode): an fd that reports readiness but is no longer the file that was registered (closed,
 //! number reused) is reported as `closed` with no readiness bits, so the old registration never sees the
 //! new file's events. POLLNVAL (closed, not reused) is reported as `closed` with `REACTOR_ERROR`.
+//! The waker's read end is entry 0 of the pollfd array and is drained here.
 
-use super::{Interest, ModifyError, PollEvent, Poller, check_fd_open};
+use super::{Interest, ModifyError, PollEvent, Poller, Token, WakeTarget, Waker, check_fd_open};
 use crate::status::{Error, Result};
 use crate::types::{REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE};
 use std::os::raw::c_int;
@@ -11,15 +12,16 @@ use std::os::raw::c_int;
 #[derive(Clone, Copy)]
 struct Slot {
     index: usize,
-    tag: u32,
+    token: Token,
     identity: (u64, u64),
 }
 
-#[derive(Default)]
 pub struct Poll {
+    /// Entry 0 is the waker; the others are registrations, in `slots` order of arrival.
     pollfds: Vec<libc::pollfd>,
     /// Indexed by fd number.
     slots: Vec<Option<Slot>>,
+    waker: Waker,
 }
 
 fn identity(fd: c_int) -> Result<(u64, u64)> {
@@ -43,9 +45,35 @@ fn poll_flags(interest: Interest) -> i16 {
     flags
 }
 
+fn bits_of(flags: i16) -> u32 {
+    let mut bits = 0;
+    if flags & (libc::POLLIN | libc::POLLPRI) != 0 {
+        bits |= REACTOR_READABLE;
+    }
+    if flags & libc::POLLOUT != 0 {
+        bits |= REACTOR_WRITABLE;
+    }
+    if flags & libc::POLLHUP != 0 {
+        bits |= REACTOR_HANGUP;
+    }
+    if flags & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        bits |= REACTOR_ERROR;
+    }
+    bits
+}
+
 impl Poll {
-    pub fn new() -> Poll {
-        Poll::default()
+    pub fn new() -> Result<Poll> {
+        let waker = Waker::new()?;
+        Ok(Poll {
+            pollfds: vec![libc::pollfd {
+                fd: waker.read_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }],
+            slots: Vec::new(),
+            waker,
+        })
     }
 
     fn slot(&self, fd: c_int) -> Option<Slot> {
@@ -62,7 +90,15 @@ impl Poller for Poll {
         -1
     }
 
-    fn add(&mut self, fd: c_int, tag: u32, interest: Interest) -> Result<()> {
+    fn wake_target(&self) -> WakeTarget {
+        self.waker.target()
+    }
+
+    fn owns_fd(&self, fd: c_int) -> bool {
+        self.waker.owns_fd(fd)
+    }
+
+    fn add(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
         check_fd_open(fd)?;
         let identity = identity(fd)?;
         let events = poll_flags(interest);
@@ -70,7 +106,7 @@ impl Poller for Poll {
             Some(slot) => {
                 self.pollfds[slot.index].events = events;
                 self.slots[fd as usize] = Some(Slot {
-                    tag,
+                    token,
                     identity,
                     ..slot
                 });
@@ -81,7 +117,7 @@ impl Poller for Poll {
                 }
                 self.slots[fd as usize] = Some(Slot {
                     index: self.pollfds.len(),
-                    tag,
+                    token,
                     identity,
                 });
                 self.pollfds.push(libc::pollfd {
@@ -97,7 +133,7 @@ impl Poller for Poll {
     fn modify(
         &mut self,
         fd: c_int,
-        tag: u32,
+        token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError> {
         let Some(slot) = self.slot(fd) else {
@@ -110,7 +146,7 @@ impl Poller for Poll {
             Err(e) => return Err(ModifyError::Other(e)),
         }
         self.pollfds[slot.index].events = poll_flags(interest);
-        self.slots[fd as usize] = Some(Slot { tag, ..slot });
+        self.slots[fd as usize] = Some(Slot { token, ..slot });
         Ok(())
     }
 
@@ -128,7 +164,7 @@ impl Poller for Poll {
         Ok(())
     }
 
-    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<()> {
+    fn poll(&mut self, out: &mut Vec<PollEvent>, timeout_ms: c_int) -> Result<bool> {
         // SAFETY: pollfds is a valid array of its length.
         let n = unsafe {
             libc::poll(
@@ -137,9 +173,13 @@ impl Poller for Poll {
                 timeout_ms,
             )
         };
-        let n = super::ready_count(n)?;
-        let mut remaining = n;
-        for pfd in &self.pollfds {
+        let mut remaining = super::ready_count(n)?;
+        let woken = self.pollfds[0].revents != 0;
+        if woken {
+            self.waker.drain();
+            remaining -= 1;
+        }
+        for pfd in &self.pollfds[1..] {
             if remaining == 0 {
                 break;
             }
@@ -147,36 +187,18 @@ impl Poller for Poll {
                 continue;
             }
             remaining -= 1;
-            let flags = pfd.revents;
-            let mut bits = 0;
-            if flags & (libc::POLLIN | libc::POLLPRI) != 0 {
-                bits |= REACTOR_READABLE;
-            }
-            if flags & libc::POLLOUT != 0 {
-                bits |= REACTOR_WRITABLE;
-            }
-            if flags & libc::POLLHUP != 0 {
-                bits |= REACTOR_HANGUP;
-            }
-            if flags & (libc::POLLERR | libc::POLLNVAL) != 0 {
-                bits |= REACTOR_ERROR;
-            }
             let Some(slot) = self.slot(pfd.fd) else {
                 continue;
             };
-            let mut closed = flags & libc::POLLNVAL != 0;
-            if !closed && identity(pfd.fd).is_ok_and(|id| id != slot.identity) {
+            let mut event = PollEvent::new(slot.token, bits_of(pfd.revents));
+            event.closed = pfd.revents & libc::POLLNVAL != 0;
+            if !event.closed && identity(pfd.fd).is_ok_and(|id| id != slot.identity) {
                 // Closed and the number reused for another file: the old registration must not see it.
-                closed = true;
-                bits = 0;
+                event.closed = true;
+                event.bits = 0;
             }
-            out.push(PollEvent {
-                fd: pfd.fd,
-                tag: slot.tag,
-                bits,
-                closed,
-            });
+            out.push(event);
         }
-        Ok(())
+        Ok(woken)
     }
 }

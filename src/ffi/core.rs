@@ -1,13 +1,15 @@
 //! IReactorCore at the C boundary: versions, status strings, create/free, run/stop/crash/iterate,
-//! logging, statistics and embedding.
+//! logging, statistics, embedding and the fault-injection hook for tests.
 
 use super::{
-    Adopt, REACTORS, guard, on_reactor, on_reactor_or, reactor_ref, read_reactor, write_out,
+    check_struct_size, guarded, guarded_value, on_any_thread, on_owner, on_owner_adopting,
+    read_owner, write_out, write_versioned,
 };
 use crate::backend::BackendKind;
 use crate::callback::{Callback, UserData};
-use crate::reactor::{Options, Reactor};
-use crate::status::{self, Error, REACTOR_E_INVALID, Result};
+use crate::reactor::entry::{self, REACTORS};
+use crate::reactor::{FaultPoint, Options};
+use crate::status::{self, Error, Result};
 use crate::types::*;
 use std::os::raw::{c_char, c_int, c_uint, c_void};
 
@@ -25,8 +27,6 @@ const fn parse_version(text: &str) -> c_uint {
 const VERSION_MAJOR: c_uint = parse_version(env!("CARGO_PKG_VERSION_MAJOR"));
 const VERSION_MINOR: c_uint = parse_version(env!("CARGO_PKG_VERSION_MINOR"));
 const VERSION_PATCH: c_uint = parse_version(env!("CARGO_PKG_VERSION_PATCH"));
-/// Largest versioned struct we accept (the kernel's extensible-struct rule caps at a page too).
-const MAX_STRUCT_SIZE: usize = 4096;
 
 /// The library version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, like `REACTOR_VERSION_HEX`.
 ///
@@ -49,7 +49,9 @@ pub extern "C" fn reactor_version_string() -> *const c_char {
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_strerror(status: c_int) -> *const c_char {
-    status::strerror(status).as_ptr()
+    guarded_value(c"internal error".as_ptr(), || {
+        status::strerror(status).as_ptr()
+    })
 }
 
 /// The errno inside a `REACTOR_E_OS(errno)` status, or 0 for any other status.
@@ -58,6 +60,15 @@ pub extern "C" fn reactor_strerror(status: c_int) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_status_errno(status: c_int) -> c_int {
     status::status_errno(status)
+}
+
+/// The status for an OS error: `REACTOR_E_OS(errno)` as a function, for languages that cannot use the
+/// macro (Swift, cgo). Values outside 1..=4095 give `REACTOR_E_OS(EIO)`.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_status_from_errno(error_number: c_int) -> c_int {
+    status::os_status(error_number)
 }
 
 fn default_options() -> reactor_options_t {
@@ -75,25 +86,8 @@ fn default_options() -> reactor_options_t {
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn reactor_options_init(o: *mut reactor_options_t) {
-    write_out(o, default_options());
-}
-
-/// Checks a versioned struct's `struct_size`: at least the first released size, and any bytes beyond
-/// what this library knows must be zero (else `REACTOR_E_UNSUPPORTED`).
-///
-/// # Safety
-/// `base` points to at least `size` readable bytes when `size` is in range.
-unsafe fn check_struct_size(base: *const u8, size: usize, known: usize) -> Result<()> {
-    if size < known || size > MAX_STRUCT_SIZE {
-        return Err(Error::Invalid);
-    }
-    // SAFETY: the caller vouches for `size` bytes.
-    let tail = unsafe { std::slice::from_raw_parts(base.add(known), size - known) };
-    if tail.iter().any(|&b| b != 0) {
-        Err(Error::Unsupported)
-    } else {
-        Ok(())
-    }
+    // SAFETY: the caller passes NULL or a writable struct.
+    unsafe { write_out(o, default_options()) }
 }
 
 fn backend_from(choice: reactor_backend_t) -> Result<BackendKind> {
@@ -115,12 +109,10 @@ unsafe fn read_options(o: *const reactor_options_t) -> Result<Options> {
     let raw = if o.is_null() {
         default_options()
     } else {
-        // SAFETY: struct_size is the first field; the caller vouches for the struct.
-        let size = unsafe { (*o).struct_size } as usize;
-        // SAFETY: as above.
-        unsafe { check_struct_size(o.cast(), size, std::mem::size_of::<reactor_options_t>())? };
+        // SAFETY: the caller vouches for the struct.
+        unsafe { check_struct_size(o)? };
         // SAFETY: at least our size is readable (checked above).
-        unsafe { o.read() }
+        unsafe { o.read_unaligned() }
     };
     if raw.thread_pool_max == 0 {
         return Err(Error::Invalid);
@@ -142,52 +134,44 @@ pub unsafe extern "C" fn reactor_new(
     o: *const reactor_options_t,
     out: *mut *mut reactor_t,
 ) -> c_int {
-    guard(|| {
+    guarded(|| {
         if out.is_null() {
             return Err(Error::Invalid);
         }
         // SAFETY: forwarded caller contract.
         let options = unsafe { read_options(o)? };
-        let handle = REACTORS
-            .insert(Box::new(Reactor::new(options)?))?
-            .cast::<reactor_t>();
-        reactor_ref(handle)
-            .ok_or(Error::Internal)?
-            .set_handle(handle);
-        write_out(out, handle);
+        let handle = entry::create(options)?;
+        // SAFETY: `out` is non-NULL and writable (the caller's contract).
+        unsafe { write_out(out, handle) };
         Ok(())
     })
 }
 
-/// Frees a reactor that is not running; every pending registration's release runs inside. NULL is OK;
-/// a freed or unknown handle gives `REACTOR_E_INVALID`; inside `run`/`iterate` or a callback, `REACTOR_E_BUSY`.
+/// Frees a reactor nobody is using; every pending registration's release runs inside (no other
+/// callback). NULL is OK; a freed or unknown handle gives `REACTOR_E_INVALID`; while any call on the
+/// reactor is in progress — `run`, `iterate`, a callback, or a call from another thread —
+/// `REACTOR_E_BUSY`. Afterwards every function on the handle returns `REACTOR_E_INVALID`.
 ///
-/// Thread-safety: any thread, while the reactor is not running (must not race other calls on it).
+/// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_free(r: *mut reactor_t) -> c_int {
     if r.is_null() {
-        return status::REACTOR_OK;
+        return status::to_status(Ok(()));
     }
-    guard(|| {
-        let reactor = reactor_ref(r).ok_or(Error::Invalid)?;
-        if reactor.shared.is_active() || (reactor.shared.is_owner() && reactor.in_use_here()) {
-            return Err(Error::Busy);
-        }
-        reactor.close_all_asyncs();
-        let reactor = REACTORS.remove(r.cast()).ok_or(Error::Invalid)?;
-        drop(reactor);
-        Ok(())
-    })
+    guarded(|| entry::free(r))
 }
 
 /// Fires startup and runs the loop until `reactor_stop` (then shutdown) or `reactor_crash`.
 /// Errors: `REACTOR_E_ALREADY_RUNNING` (inside a callback), `REACTOR_E_NOT_RESTARTABLE` (after a run
-/// ended by stop). The calling thread becomes the reactor's thread.
+/// ended by stop), `REACTOR_E_BUSY` (another thread is inside a call on it).
 ///
-/// Thread-safety: any thread while the reactor is idle; it then belongs to this thread.
+/// Thread-safety: the owner; or any thread while the reactor is idle (not inside `run`, `iterate` or
+/// any other call), which then becomes its owner. Racing threads: exactly one wins.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_run(r: *mut reactor_t) -> c_int {
-    on_reactor_or(r, REACTOR_E_INVALID, Adopt::IfIdle, |reactor| reactor.run())
+    on_owner_adopting(r, |claim| {
+        entry::reactor(claim).run(|| entry::close_to_other_threads(claim))
+    })
 }
 
 /// Asks a running reactor to stop: shutdown triggers run on the loop's next pass, then `run` returns.
@@ -196,7 +180,7 @@ pub extern "C" fn reactor_run(r: *mut reactor_t) -> c_int {
 /// Thread-safety: reactor thread only (use `reactor_call_from_thread` from others).
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_stop(r: *mut reactor_t) -> c_int {
-    on_reactor(r, |reactor| reactor.stop())
+    on_owner(r, |reactor| reactor.stop())
 }
 
 /// Ends `run` once the current callback returns, without shutdown triggers; `run` may be called again.
@@ -204,7 +188,7 @@ pub extern "C" fn reactor_stop(r: *mut reactor_t) -> c_int {
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_crash(r: *mut reactor_t) -> c_int {
-    on_reactor(r, |reactor| reactor.crash())
+    on_owner(r, |reactor| reactor.crash())
 }
 
 /// One pass of the loop without `run`: due timers and thread calls, one poll of at most `timeout_s`
@@ -213,7 +197,7 @@ pub extern "C" fn reactor_crash(r: *mut reactor_t) -> c_int {
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_iterate(r: *mut reactor_t, timeout_s: f64) -> c_int {
-    on_reactor(r, |reactor| reactor.iterate(timeout_s))
+    on_owner(r, |reactor| reactor.iterate(timeout_s))
 }
 
 /// 1 from DURING-startup until DURING-shutdown, else 0 (also for bad handles and foreign threads).
@@ -221,7 +205,7 @@ pub extern "C" fn reactor_iterate(r: *mut reactor_t, timeout_s: f64) -> c_int {
 /// Thread-safety: reactor thread; other threads get 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_is_running(r: *const reactor_t) -> c_int {
-    read_reactor(r, 0, |reactor| reactor.is_running() as c_int)
+    read_owner(r, 0, |reactor| reactor.is_running() as c_int)
 }
 
 /// Calls `cb` at once if running, else when the reactor has started (an AFTER-startup trigger).
@@ -234,7 +218,7 @@ pub extern "C" fn reactor_call_when_running(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         let func = cb.ok_or(Error::Invalid)?;
         reactor.call_when_running(Callback {
             func,
@@ -249,13 +233,16 @@ pub extern "C" fn reactor_call_when_running(
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_backend_name(r: *const reactor_t) -> *const c_char {
-    let name = match reactor_ref(r).map(|reactor| reactor.backend_name()) {
-        Some("epoll") => c"epoll",
-        Some("poll") => c"poll",
-        Some("kqueue") => c"kqueue",
+    let name = REACTORS
+        .with(r.cast(), |entry| entry.backend_name())
+        .unwrap_or("invalid");
+    match name {
+        "epoll" => c"epoll",
+        "poll" => c"poll",
+        "kqueue" => c"kqueue",
         _ => c"invalid",
-    };
-    name.as_ptr()
+    }
+    .as_ptr()
 }
 
 /// Routes the reactor's log messages to `fn` (NULL restores the default: errors to stderr).
@@ -264,35 +251,27 @@ pub extern "C" fn reactor_backend_name(r: *const reactor_t) -> *const c_char {
 /// Thread-safety: reactor thread only; calls from other threads are ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_set_log_fn(r: *mut reactor_t, log_fn: reactor_log_fn, ud: *mut c_void) {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         reactor.set_log(log_fn.map(|f| (f, ud)));
         Ok(())
     });
 }
 
-/// Copies loop statistics into `out` (set `out->struct_size` first; bytes past what this library
-/// knows are zeroed).
+/// Copies loop statistics into `out`. Set `out->struct_size` first; a larger struct than this
+/// library knows must have its unknown trailing bytes zero (else `REACTOR_E_UNSUPPORTED`, nothing
+/// written); they stay zero.
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn reactor_stats(r: *const reactor_t, out: *mut reactor_stats_t) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         if out.is_null() {
             return Err(Error::Invalid);
         }
-        let known = std::mem::size_of::<reactor_stats_t>();
-        // SAFETY: struct_size is the first field of the caller's struct.
-        let size = unsafe { (*out).struct_size } as usize;
-        if size < known || size > 4096 {
-            return Err(Error::Invalid);
-        }
-        let mut stats = reactor.stats();
-        stats.struct_size = size as u32;
-        // SAFETY: the caller's struct has `size` >= `known` writable bytes.
-        unsafe {
-            out.write(stats);
-            std::ptr::write_bytes(out.cast::<u8>().add(known), 0, size - known);
-        }
+        // SAFETY: the caller's struct has `struct_size` bytes.
+        let size = unsafe { check_struct_size(out)? };
+        // SAFETY: as above; checked size.
+        unsafe { write_versioned(out, reactor.stats(), size) };
         Ok(())
     })
 }
@@ -303,8 +282,8 @@ pub unsafe extern "C" fn reactor_stats(r: *const reactor_t, out: *mut reactor_st
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_backend_fd(r: *const reactor_t) -> c_int {
-    reactor_ref(r)
-        .map(|reactor| reactor.backend_fd())
+    REACTORS
+        .with(r.cast(), |entry| entry.backend_fd())
         .unwrap_or(-1)
 }
 
@@ -315,5 +294,41 @@ pub extern "C" fn reactor_backend_fd(r: *const reactor_t) -> c_int {
 /// Thread-safety: reactor thread; other threads get -1.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_backend_timeout_ms(r: *mut reactor_t) -> c_int {
-    read_reactor(r, -1, |reactor| reactor.poll_timeout_ms())
+    read_owner(r, -1, |reactor| reactor.poll_timeout_ms())
+}
+
+/// For tests of hosts and bindings: arms a one-shot internal panic at `point` —
+/// `REACTOR_TEST_PANIC_NEXT_PASS` (the start of the next pass of `run`/`iterate`),
+/// `REACTOR_TEST_PANIC_AFTER_CALLBACK` (right after the next host callback returns) or
+/// `REACTOR_TEST_PANIC_IN_CALL` (inside the next reactor-thread call). The panic is caught at the C
+/// boundary like any internal failure: the call in progress returns `REACTOR_E_INTERNAL`, the reactor
+/// is poisoned (later calls return `REACTOR_E_INTERNAL`) and `reactor_free` still frees it and runs
+/// every release. Unknown points: `REACTOR_E_INVALID`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_test_inject_panic(r: *mut reactor_t, point: u32) -> c_int {
+    on_owner(r, |reactor| {
+        reactor.arm_fault(FaultPoint::from_raw(point).ok_or(Error::Invalid)?);
+        Ok(())
+    })
+}
+
+/// Wakes the reactor's poll (coalesced with other pending wake-ups).
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_wake_up(r: *mut reactor_t) -> c_int {
+    on_any_thread(r, false, |entry| {
+        entry.shared.force_wake();
+        Ok(())
+    })
+}
+
+/// 1 if the calling thread owns the reactor (the creator until the first run, then the running thread).
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_is_in_io_thread(r: *const reactor_t) -> c_int {
+    entry::is_owner(r) as c_int
 }

@@ -1,17 +1,19 @@
 //! System event triggers at the C boundary.
 
-use super::{on_reactor, write_out};
+use super::{on_owner, write_out};
 use crate::callback::UserData;
 use crate::status::{Error, Result};
 use crate::types::*;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 
-fn event_name<'a>(event: *const c_char) -> Result<&'a [u8]> {
+/// # Safety
+/// `event` is NULL or a NUL-terminated string that outlives `'a`.
+unsafe fn event_name<'a>(event: *const c_char) -> Result<&'a [u8]> {
     if event.is_null() {
         return Err(Error::Invalid);
     }
-    // SAFETY: a NUL-terminated string (API contract); NULL was checked.
+    // SAFETY: a NUL-terminated string (the caller's contract); NULL was checked.
     Ok(unsafe { CStr::from_ptr(event) }.to_bytes())
 }
 
@@ -21,7 +23,7 @@ fn event_name<'a>(event: *const c_char) -> Result<&'a [u8]> {
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_add_system_event_trigger(
+pub unsafe extern "C" fn reactor_add_system_event_trigger(
     r: *mut reactor_t,
     phase: reactor_phase_t,
     event: *const c_char,
@@ -30,15 +32,17 @@ pub extern "C" fn reactor_add_system_event_trigger(
     release: reactor_release_fn,
     out_id: *mut u64,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         let phase = match phase {
             REACTOR_PHASE_BEFORE | REACTOR_PHASE_DURING | REACTOR_PHASE_AFTER => phase as usize,
             _ => return Err(Error::Invalid),
         };
-        let name = event_name(event)?;
+        // SAFETY: the caller passes a NUL-terminated string (or NULL, refused).
+        let name = unsafe { event_name(event)? };
         let func = trigger.ok_or(Error::Invalid)?;
         let id = reactor.add_system_event_trigger(phase, name, func, UserData::new(ud, release));
-        write_out(out_id, id);
+        // SAFETY: `out_id` is NULL or writable (the caller's contract).
+        unsafe { write_out(out_id, id) };
         Ok(())
     })
 }
@@ -49,7 +53,7 @@ pub extern "C" fn reactor_add_system_event_trigger(
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_remove_system_event_trigger(r: *mut reactor_t, id: u64) -> c_int {
-    on_reactor(r, |reactor| reactor.remove_system_event_trigger(id))
+    on_owner(r, |reactor| reactor.remove_system_event_trigger(id))
 }
 
 /// Fires `event`: its triggers run before this returns, unless a BEFORE trigger holds it (then DURING
@@ -58,8 +62,14 @@ pub extern "C" fn reactor_remove_system_event_trigger(r: *mut reactor_t, id: u64
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_fire_system_event(r: *mut reactor_t, event: *const c_char) -> c_int {
-    on_reactor(r, |reactor| reactor.fire_system_event(event_name(event)?))
+pub unsafe extern "C" fn reactor_fire_system_event(
+    r: *mut reactor_t,
+    event: *const c_char,
+) -> c_int {
+    // SAFETY: the caller passes a NUL-terminated string (or NULL, refused).
+    on_owner(r, |reactor| {
+        reactor.fire_system_event(unsafe { event_name(event)? })
+    })
 }
 
 /// Completes a BEFORE trigger that returned `REACTOR_PENDING`. Not pending: `REACTOR_E_NOT_FOUND`.
@@ -67,5 +77,5 @@ pub extern "C" fn reactor_fire_system_event(r: *mut reactor_t, event: *const c_c
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_trigger_complete(r: *mut reactor_t, trigger_id: u64) -> c_int {
-    on_reactor(r, |reactor| reactor.trigger_complete(trigger_id))
+    on_owner(r, |reactor| reactor.trigger_complete(trigger_id))
 }

@@ -1,6 +1,6 @@
 //! IReactorFDSet at the C boundary.
 
-use super::{check_list_args, on_reactor, write_list};
+use super::{check_list_args, on_owner, write_list};
 use crate::callback::UserData;
 use crate::reactor::{Direction, FdHandler};
 use crate::status::Error;
@@ -15,7 +15,7 @@ fn add(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         if fd < 0 {
             return Err(Error::Invalid);
         }
@@ -66,7 +66,7 @@ pub extern "C" fn reactor_add_writer(
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_remove_reader(r: *mut reactor_t, fd: c_int) -> c_int {
-    on_reactor(r, |reactor| reactor.remove_fd_handler(fd, Direction::Read))
+    on_owner(r, |reactor| reactor.remove_fd_handler(fd, Direction::Read))
 }
 
 /// Removes the writer of `fd` (its release runs). Not registered: `REACTOR_E_NOT_FOUND`.
@@ -74,7 +74,7 @@ pub extern "C" fn reactor_remove_reader(r: *mut reactor_t, fd: c_int) -> c_int {
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_remove_writer(r: *mut reactor_t, fd: c_int) -> c_int {
-    on_reactor(r, |reactor| reactor.remove_fd_handler(fd, Direction::Write))
+    on_owner(r, |reactor| reactor.remove_fd_handler(fd, Direction::Write))
 }
 
 /// Removes every reader and writer (their releases run); writes up to `cap` of the fds (each once,
@@ -88,23 +88,29 @@ pub unsafe extern "C" fn reactor_remove_all(
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         check_list_args(out_fds, cap, out_count)?;
-        write_list(&reactor.remove_all_fds(), out_fds, cap, out_count);
+        let fds = reactor.remove_all_fds();
+        // SAFETY: the caller's array has room for `cap` ints; `out_count` is non-NULL (checked).
+        unsafe { write_list(&fds, out_fds, cap, out_count) };
         Ok(())
     })
 }
 
-fn list_fds(
+/// # Safety
+/// `out_fds` has room for `cap` ints (or is NULL with `cap` 0); `out_count` is NULL or writable.
+unsafe fn list_fds(
     r: *const reactor_t,
     direction: Direction,
     out_fds: *mut c_int,
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         check_list_args(out_fds, cap, out_count)?;
-        write_list(&reactor.fds_with(direction), out_fds, cap, out_count);
+        let fds = reactor.fds_with(direction);
+        // SAFETY: forwarded caller contract; `out_count` is non-NULL (checked).
+        unsafe { write_list(&fds, out_fds, cap, out_count) };
         Ok(())
     })
 }
@@ -120,7 +126,8 @@ pub unsafe extern "C" fn reactor_get_readers(
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    list_fds(r, Direction::Read, out_fds, cap, out_count)
+    // SAFETY: forwarded caller contract.
+    unsafe { list_fds(r, Direction::Read, out_fds, cap, out_count) }
 }
 
 /// The fds that have a writer (ascending; internal fds are never listed): up to `cap` into `out_fds`,
@@ -134,5 +141,6 @@ pub unsafe extern "C" fn reactor_get_writers(
     cap: usize,
     out_count: *mut usize,
 ) -> c_int {
-    list_fds(r, Direction::Write, out_fds, cap, out_count)
+    // SAFETY: forwarded caller contract.
+    unsafe { list_fds(r, Direction::Write, out_fds, cap, out_count) }
 }

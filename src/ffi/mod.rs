@@ -1,9 +1,17 @@
 //! The C boundary: every `extern "C"` function of `reactor.h`, and nothing else.
 //!
-//! Each function resolves its handle through a generation-checked table (so stale or made-up handles
-//! get `REACTOR_E_INVALID`), checks the calling thread, validates arguments *before* taking ownership of
-//! user data, and runs the body under `catch_unwind` so a Rust panic never crosses into C: it poisons
-//! the reactor and returns `REACTOR_E_INTERNAL`.
+//! One shape for every export: its body is a single call to one of the boundary helpers below, which
+//! do, in this order, the handle lookup (generation-checked: stale or made-up handles give
+//! `REACTOR_E_INVALID`), the ownership claim or pin (`REACTOR_E_WRONG_THREAD` from a foreign thread,
+//! before any argument is looked at), the poison check (`REACTOR_E_INTERNAL`), then the body under
+//! `catch_unwind` (a Rust panic never crosses into C: it poisons the reactor and returns
+//! `REACTOR_E_INTERNAL`), and the status mapping. Bodies check their arguments before they take
+//! ownership of user data (`UserData::new` comes last), so an error leaves the data with the host.
+//!
+//! Which exports are `unsafe extern "C"`: exactly those that read or write through a raw pointer
+//! argument other than a handle (out-parameters, option structs, strings, arrays) — pointers only the
+//! caller can vouch for. Handles are checked by the tables and never dereferenced, so functions taking
+//! only handles and values are safe `extern "C"`.
 
 mod core;
 mod events;
@@ -12,108 +20,96 @@ mod pool;
 mod threads;
 mod time;
 
-use crate::handles::HandleTable;
-use crate::reactor::Reactor;
-use crate::status::{
-    Error, REACTOR_E_INTERNAL, REACTOR_E_INVALID, REACTOR_E_WRONG_THREAD, REACTOR_OK, Result,
-};
+use crate::reactor::entry::{self, Claimed};
+use crate::reactor::{FaultPoint, Reactor, ReactorEntry};
+use crate::status::{Error, Result, to_status};
 use crate::types::reactor_t;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-pub(crate) static REACTORS: HandleTable<Reactor> = HandleTable::new();
-
-/// The reactor behind a handle, if the handle is live.
-///
-/// Safety of the returned reference: the object lives until `reactor_free` removes it, and API.md
-/// forbids racing `reactor_free` with other calls. Foreign threads only read the thread-safe parts
-/// (`Reactor::shared` and fields that never change after creation).
-fn reactor_ref<'a>(r: *const reactor_t) -> Option<&'a Reactor> {
-    // SAFETY: see above; the table only returns pointers of live, boxed reactors.
-    REACTORS.get(r.cast()).map(|p| unsafe { &*p.as_ptr() })
-}
-
-fn status(result: Result<()>) -> c_int {
-    match result {
-        Ok(()) => REACTOR_OK,
-        Err(e) => e.code(),
-    }
-}
-
-/// Runs `body` with panics turned into `REACTOR_E_INTERNAL` (for functions without a reactor).
-fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
+/// A function without a reactor: panic guard and status mapping.
+fn guarded(body: impl FnOnce() -> Result<()>) -> c_int {
     catch_unwind(AssertUnwindSafe(body))
-        .map(status)
-        .unwrap_or(REACTOR_E_INTERNAL)
+        .map(to_status)
+        .unwrap_or(Error::Internal.code())
 }
 
-/// Whether a call from another thread may make the calling thread the reactor's owner (`reactor_run`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Adopt {
-    No,
-    IfIdle,
+/// A function without a reactor that returns a value: `neutral` if it panics.
+fn guarded_value<T>(neutral: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(neutral)
 }
 
-/// The common path of a reactor-thread function: handle, thread, poison, panic guard.
-fn on_reactor_or(
+/// Runs `body` under a claim on a non-poisoned reactor; a panic poisons it.
+fn claimed<T>(claim: &Claimed<'_>, body: impl FnOnce(&Claimed<'_>) -> Result<T>) -> Result<T> {
+    if claim.shared.is_poisoned() {
+        return Err(Error::Internal);
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        entry::reactor(claim).fault(FaultPoint::InCall);
+        body(claim)
+    }));
+    outcome.unwrap_or_else(|_| {
+        claim.shared.poison();
+        Err(Error::Internal)
+    })
+}
+
+/// A reactor-thread function: claim (WRONG_THREAD from other threads), poison check, panic guard.
+fn on_owner(r: *const reactor_t, body: impl FnOnce(&Reactor) -> Result<()>) -> c_int {
+    to_status(owner_result(r, body))
+}
+
+/// Like `on_owner`, for bodies that produce a value (used by other boundary helpers).
+fn owner_result<T>(r: *const reactor_t, body: impl FnOnce(&Reactor) -> Result<T>) -> Result<T> {
+    let claim = entry::claim(r, false)?;
+    claimed(&claim, |claim| body(entry::reactor(claim)))
+}
+
+/// `reactor_run`: like `on_owner`, but a foreign thread takes the reactor over if it is idle.
+fn on_owner_adopting(r: *const reactor_t, body: impl FnOnce(&Claimed<'_>) -> Result<()>) -> c_int {
+    let result = entry::claim(r, true).and_then(|claim| claimed(&claim, body));
+    to_status(result)
+}
+
+/// A reactor-thread getter that cannot return a status: `neutral` for bad handles, foreign threads,
+/// poisoned reactors and panics.
+fn read_owner<T>(r: *const reactor_t, neutral: T, body: impl FnOnce(&Reactor) -> T) -> T {
+    owner_result(r, |reactor| Ok(body(reactor))).unwrap_or(neutral)
+}
+
+/// An any-thread function on a reactor: pinned (so `reactor_free` waits or refuses), poison check,
+/// panic guard. With `open`, a reactor whose run ended with stop gives `REACTOR_E_CLOSED`.
+fn on_any_thread(
     r: *const reactor_t,
-    missing: c_int,
-    adopt: Adopt,
-    body: impl FnOnce(&Reactor) -> Result<()>,
+    open: bool,
+    body: impl FnOnce(&ReactorEntry) -> Result<()>,
 ) -> c_int {
-    let Some(reactor) = reactor_ref(r) else {
-        return missing;
-    };
-    let may_adopt = adopt == Adopt::IfIdle && !reactor.shared.is_active();
-    if !reactor.shared.is_owner() && !may_adopt {
-        return REACTOR_E_WRONG_THREAD;
+    let result = if open {
+        entry::pin_open(r)
+    } else {
+        entry::pin(r)
     }
-    if reactor.shared.is_poisoned() {
-        return REACTOR_E_INTERNAL;
-    }
-    reactor.enter_api();
-    let outcome = catch_unwind(AssertUnwindSafe(|| body(reactor)));
-    reactor.leave_api();
-    match outcome {
-        Ok(result) => status(result),
-        Err(_) => {
-            reactor.shared.poison();
-            REACTOR_E_INTERNAL
+    .and_then(|entry| {
+        if entry.shared.is_poisoned() {
+            return Err(Error::Internal);
         }
-    }
-}
-
-fn on_reactor(r: *const reactor_t, body: impl FnOnce(&Reactor) -> Result<()>) -> c_int {
-    on_reactor_or(r, REACTOR_E_INVALID, Adopt::No, body)
-}
-
-/// A getter that cannot return a status: `neutral` for bad handles, foreign threads and panics.
-fn read_reactor<T>(r: *const reactor_t, neutral: T, body: impl FnOnce(&Reactor) -> T) -> T {
-    match reactor_ref(r) {
-        Some(reactor) if reactor.shared.is_owner() && !reactor.shared.is_poisoned() => {
-            catch_unwind(AssertUnwindSafe(|| body(reactor))).unwrap_or(neutral)
-        }
-        _ => neutral,
-    }
+        catch_unwind(AssertUnwindSafe(|| body(&entry))).unwrap_or_else(|_| {
+            entry.shared.poison();
+            Err(Error::Internal)
+        })
+    });
+    to_status(result)
 }
 
 /// Writes `value` through `out` if it is not NULL.
-fn write_out<T>(out: *mut T, value: T) {
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T`.
+unsafe fn write_out<T>(out: *mut T, value: T) {
     if !out.is_null() {
-        // SAFETY: the caller passed a writable pointer (API contract); NULL was checked.
+        // SAFETY: non-NULL and valid (the caller's contract).
         unsafe { out.write(value) }
     }
-}
-
-/// Copies `values` into the caller's array (up to `cap`) and the total into `out_count`.
-fn write_list(values: &[c_int], out: *mut c_int, cap: usize, out_count: *mut usize) {
-    if !out.is_null() {
-        for (i, value) in values.iter().take(cap).enumerate() {
-            // SAFETY: `out` has room for `cap` ints (API contract); i < cap.
-            unsafe { out.add(i).write(*value) }
-        }
-    }
-    write_out(out_count, values.len());
 }
 
 /// `out_count` is required (without it a caller cannot tell a truncated list); `out` only if `cap` > 0.
@@ -123,4 +119,60 @@ fn check_list_args(out: *mut c_int, cap: usize, out_count: *mut usize) -> Result
     } else {
         Ok(())
     }
+}
+
+/// Copies `values` into the caller's array (up to `cap`) and the total into `out_count`.
+///
+/// # Safety
+/// `out` has room for `cap` ints (or is NULL with `cap` 0); `out_count` is valid for a write.
+unsafe fn write_list(values: &[c_int], out: *mut c_int, cap: usize, out_count: *mut usize) {
+    if !out.is_null() {
+        for (i, value) in values.iter().take(cap).enumerate() {
+            // SAFETY: `out` has room for `cap` ints (the caller's contract); i < cap.
+            unsafe { out.add(i).write(*value) }
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { write_out(out_count, values.len()) }
+}
+
+/// Largest versioned struct we accept (the kernel's extensible-struct rule caps at a page too).
+const MAX_STRUCT_SIZE: usize = 4096;
+
+/// Checks a versioned struct's `struct_size` (its first field): at least the first released size
+/// (`known`), and any bytes beyond what this library knows must be zero (else `REACTOR_E_UNSUPPORTED`).
+/// Input and output structs alike (API.md §7).
+///
+/// # Safety
+/// `base` is non-NULL and points to at least `struct_size` readable bytes when that is in range.
+unsafe fn check_struct_size<S>(base: *const S) -> Result<usize> {
+    let known = std::mem::size_of::<S>();
+    // SAFETY: struct_size (a u32) is the first field of every versioned struct.
+    let size = unsafe { base.cast::<u32>().read_unaligned() } as usize;
+    if size < known || size > MAX_STRUCT_SIZE {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: the caller vouches for `size` bytes.
+    let tail = unsafe { std::slice::from_raw_parts(base.cast::<u8>().add(known), size - known) };
+    if tail.iter().any(|&b| b != 0) {
+        Err(Error::Unsupported)
+    } else {
+        Ok(size)
+    }
+}
+
+/// Writes an output struct of ours (whose first field is `struct_size`) into the caller's, after
+/// `check_struct_size`; the caller's `struct_size` is kept, the tail it has beyond ours stays zero.
+///
+/// # Safety
+/// As `check_struct_size`, and the bytes are writable.
+unsafe fn write_versioned<S: Copy>(out: *mut S, mut value: S, size: usize) {
+    // SAFETY: struct_size is the first field; we write it back as the caller gave it.
+    unsafe {
+        (&mut value as *mut S)
+            .cast::<u32>()
+            .write_unaligned(size as u32)
+    };
+    // SAFETY: the caller's struct has `size` >= size_of::<S>() writable bytes.
+    unsafe { out.write(value) }
 }

@@ -1,41 +1,56 @@
 //! Thread pools at the C boundary (IReactorThreads): standalone pools, the reactor's pool, and
 //! `reactor_call_in_thread[_with_callback]`.
 
-use super::{guard, on_reactor, reactor_ref, read_reactor, write_out};
-use crate::callback::{Callback, DoneFn, UserData, WorkResultFn, call_done, call_work_result};
-use crate::handles::HandleTable;
-use crate::reactor::{Gate, Reactor};
+use super::{
+    check_struct_size, guarded, on_any_thread, on_owner, read_owner, write_out, write_versioned,
+};
+use crate::callback::UserData;
+use crate::handles::{self, HandleTable};
+use crate::reactor::ReactorEntry;
 use crate::status::{Error, Result};
-use crate::threadpool::{Job, PoolStats, RunContext, Task, ThreadPool};
+use crate::threadpool::{DeferredCall, Job, ThreadPool};
 use crate::types::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 
-struct PoolHandle {
-    pool: Arc<ThreadPool>,
-    /// The reactor's own pool: borrowed, so stop and free are refused.
-    reactor_owned: bool,
-    /// Its reactor's handle (table-checked), so submits reopen the pool like `reactor_call_in_thread`.
-    reactor: *mut reactor_t,
+/// Whose pool a handle designates.
+enum Owner {
+    /// `reactor_threadpool_new`: the host's.
+    Host,
+    /// `reactor_get_thread_pool`: the reactor's, borrowed (stop and free are refused). Submits go
+    /// through the reactor, like `reactor_call_in_thread`. The reactor is an opaque token.
+    Reactor(usize),
 }
 
-// SAFETY: `reactor` is an opaque token, only ever resolved through the reactor table.
-unsafe impl Send for PoolHandle {}
+struct PoolHandle {
+    pool: Arc<ThreadPool>,
+    owner: Owner,
+}
 
-static POOLS: HandleTable<PoolHandle> = HandleTable::new();
+static POOLS: HandleTable<PoolHandle> = HandleTable::new(handles::THREADPOOL);
 
-/// The pool behind a handle, if the handle is live.
-///
-/// The entry lives until `reactor_threadpool_free` (or, for the reactor's pool, `reactor_free`) removes
-/// it; API.md forbids racing those with other calls on the handle.
-fn pool_ref<'a>(p: *const reactor_threadpool_t) -> Option<&'a PoolHandle> {
-    // SAFETY: see above; the table only returns pointers of live, boxed entries.
-    POOLS.get(p.cast()).map(|h| unsafe { &*h.as_ptr() })
+/// The pool and owner behind a live handle, copied out so that long operations (stop) run unpinned.
+fn pool_of(p: *const reactor_threadpool_t) -> Result<(Arc<ThreadPool>, Option<usize>)> {
+    POOLS
+        .with(p.cast(), |h| {
+            let reactor = match h.owner {
+                Owner::Host => None,
+                Owner::Reactor(r) => Some(r),
+            };
+            (h.pool.clone(), reactor)
+        })
+        .ok_or(Error::Invalid)
 }
 
 fn refused(job: Job) -> Error {
     job.abandon();
     Error::Closed
+}
+
+/// Queues a job on a reactor's pool (created on first use); refused after a run that ended with stop.
+fn submit_to_reactor(entry: &ReactorEntry, job: impl FnOnce() -> Job) -> Result<()> {
+    entry.pool.get_or_create()?;
+    entry.pool.submit(job()).map_err(refused)
 }
 
 /// Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else
@@ -44,22 +59,22 @@ fn refused(job: Job) -> Error {
 ///
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_threadpool_new(
+pub unsafe extern "C" fn reactor_threadpool_new(
     min_threads: usize,
     max_threads: usize,
     out: *mut *mut reactor_threadpool_t,
 ) -> c_int {
-    guard(|| {
+    guarded(|| {
         if out.is_null() {
             return Err(Error::Invalid);
         }
         let pool = ThreadPool::new(min_threads, max_threads, true)?;
         let handle = POOLS.insert(Box::new(PoolHandle {
             pool: Arc::new(pool),
-            reactor_owned: false,
-            reactor: std::ptr::null_mut(),
+            owner: Owner::Host,
         }))?;
-        write_out(out, handle.cast());
+        // SAFETY: `out` is non-NULL and writable (the caller's contract).
+        unsafe { write_out(out, handle.cast()) };
         Ok(())
     })
 }
@@ -76,20 +91,21 @@ pub extern "C" fn reactor_threadpool_submit(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    guard(|| {
-        let handle = pool_ref(p).ok_or(Error::Invalid)?;
-        let func = r#fn.ok_or(Error::Invalid)?;
-        if handle.reactor_owned {
-            // The reactor's pool: same path as reactor_call_in_thread (reopens after a "shutdown"
-            // fired by hand, refuses once the reactor's run ended with stop).
-            let reactor = reactor_ref(handle.reactor).ok_or(Error::Invalid)?;
-            check_open(reactor)?;
-            let job = Job::work(func, UserData::new(ud, release));
-            return reactor.pool.submit(job).map_err(refused);
-        }
-        let job = Job::work(func, UserData::new(ud, release));
-        handle.pool.submit(job).map_err(refused)
-    })
+    let Some(func) = r#fn else {
+        return Error::Invalid.code();
+    };
+    match pool_of(p) {
+        Err(e) => e.code(),
+        // The reactor's pool: same path as reactor_call_in_thread (reopens after a "shutdown" fired
+        // by hand, refuses once the reactor's run ended with stop).
+        Ok((_, Some(r))) => on_any_thread(r as *const reactor_t, true, |entry| {
+            submit_to_reactor(entry, || Job::work(func, UserData::new(ud, release)))
+        }),
+        Ok((pool, None)) => guarded(|| {
+            pool.submit(Job::work(func, UserData::new(ud, release)))
+                .map_err(refused)
+        }),
+    }
 }
 
 /// Changes the pool's sizes while it runs (same rules as `reactor_threadpool_new`): growing starts
@@ -103,40 +119,12 @@ pub extern "C" fn reactor_threadpool_resize(
     min_threads: usize,
     max_threads: usize,
 ) -> c_int {
-    guard(|| {
-        let handle = pool_ref(p).ok_or(Error::Invalid)?;
-        handle.pool.resize(min_threads, max_threads)
-    })
+    guarded(|| pool_of(p)?.0.resize(min_threads, max_threads))
 }
 
-fn write_pool_stats(out: *mut reactor_threadpool_stats_t, stats: PoolStats) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::Invalid);
-    }
-    let known = std::mem::size_of::<reactor_threadpool_stats_t>();
-    // SAFETY: struct_size is the first field of the caller's struct.
-    let size = unsafe { (*out).struct_size } as usize;
-    if size < known || size > 4096 {
-        return Err(Error::Invalid);
-    }
-    let value = reactor_threadpool_stats_t {
-        struct_size: size as u32,
-        workers: stats.workers,
-        idle: stats.idle,
-        queued: stats.queued,
-        completed: stats.completed,
-        stolen: stats.stolen,
-    };
-    // SAFETY: the caller's struct has `size` >= `known` writable bytes.
-    unsafe {
-        out.write(value);
-        std::ptr::write_bytes(out.cast::<u8>().add(known), 0, size - known);
-    }
-    Ok(())
-}
-
-/// Copies the pool's counters into `out` (set `out->struct_size` first; bytes past what this library
-/// knows are zeroed).
+/// Copies the pool's counters into `out`. Set `out->struct_size` first; a larger struct than this
+/// library knows must have its unknown trailing bytes zero (else `REACTOR_E_UNSUPPORTED`, nothing
+/// written).
 ///
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
@@ -144,9 +132,25 @@ pub unsafe extern "C" fn reactor_threadpool_stats(
     p: *const reactor_threadpool_t,
     out: *mut reactor_threadpool_stats_t,
 ) -> c_int {
-    guard(|| {
-        let handle = pool_ref(p).ok_or(Error::Invalid)?;
-        write_pool_stats(out, handle.pool.stats())
+    guarded(|| {
+        let (pool, _) = pool_of(p)?;
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the caller's struct has `struct_size` bytes.
+        let size = unsafe { check_struct_size(out)? };
+        let stats = pool.stats();
+        let value = reactor_threadpool_stats_t {
+            struct_size: 0,
+            workers: stats.workers,
+            idle: stats.idle,
+            queued: stats.queued,
+            completed: stats.completed,
+            stolen: stats.stolen,
+        };
+        // SAFETY: as above; checked size.
+        unsafe { write_versioned(out, value, size) };
+        Ok(())
     })
 }
 
@@ -157,12 +161,9 @@ pub unsafe extern "C" fn reactor_threadpool_stats(
 /// Thread-safety: any thread except the pool's own workers.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_threadpool_stop(p: *mut reactor_threadpool_t) -> c_int {
-    guard(|| {
-        let handle = pool_ref(p).ok_or(Error::Invalid)?;
-        if handle.reactor_owned {
-            return Err(Error::Busy);
-        }
-        handle.pool.stop()
+    guarded(|| match pool_of(p)? {
+        (_, Some(_)) => Err(Error::Busy),
+        (pool, None) => pool.stop(),
     })
 }
 
@@ -170,14 +171,14 @@ pub extern "C" fn reactor_threadpool_stop(p: *mut reactor_threadpool_t) -> c_int
 /// reactor's borrowed pool are ignored. From one of the pool's own jobs the workers finish the queue and
 /// exit on their own (they cannot be joined from among themselves).
 ///
-/// Thread-safety: any thread (must not race other calls on the same pool).
+/// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_threadpool_free(p: *mut reactor_threadpool_t) {
     if p.is_null() {
         return;
     }
-    guard(|| {
-        if pool_ref(p).is_none_or(|h| h.reactor_owned) {
+    guarded(|| {
+        if !matches!(pool_of(p), Ok((_, None))) {
             return Ok(());
         }
         if let Some(handle) = POOLS.remove(p.cast()) {
@@ -189,68 +190,10 @@ pub extern "C" fn reactor_threadpool_free(p: *mut reactor_threadpool_t) {
 
 // ----- the reactor's pool ------------------------------------------------------------------------
 
-/// `reactor_call_in_thread_with_callback` in flight: `work` runs on a pool thread, then the same box
-/// travels through the reactor's call_from_thread queue to run `done` (one allocation per call).
-struct DeferredCall {
-    work: WorkResultFn,
-    done: DoneFn,
-    data: UserData,
-    result: *mut c_void,
-    /// The pool epoch the work ran in: a completion from before a pool stop is not delivered.
-    epoch: u64,
-}
-
-// SAFETY: `result` and the user data are opaque host pointers we never dereference; API.md lets work run
-// on a pool thread and done/release on the reactor thread.
-unsafe impl Send for DeferredCall {}
-
-impl Task for DeferredCall {
-    fn run(mut self: Box<Self>, cx: &RunContext<'_>) {
-        self.result = call_work_result(self.work, self.data.ptr());
-        self.epoch = cx.epoch;
-        if let Some(shared) = cx.reactor {
-            let record = Box::into_raw(self).cast::<c_void>();
-            shared.push_call(Callback {
-                func: deferred_done,
-                data: UserData::new(record, Some(deferred_release)),
-            });
-        }
-    }
-
-    fn abandon(self: Box<Self>) {
-        self.data.into_raw();
-    }
-}
-
-/// Runs `done` on the reactor thread, unless the pool was stopped since the work ran (the reactor shut
-/// down or is being freed): then only the release runs.
-unsafe extern "C" fn deferred_done(r: *mut reactor_t, record: *mut c_void) {
-    // SAFETY: `record` is the box leaked by `DeferredCall::run`; only `deferred_release` frees it, after
-    // this call returns.
-    let call = unsafe { &*record.cast::<DeferredCall>() };
-    if reactor_ref(r).is_some_and(|reactor| reactor.pool.epoch() == call.epoch) {
-        call_done(call.done, r, call.result, call.data.ptr());
-    }
-}
-
-/// Frees the record; its user data's release runs (on the reactor thread, or the freeing thread).
-unsafe extern "C" fn deferred_release(record: *mut c_void) {
-    // SAFETY: from Box::into_raw in `DeferredCall::run`; UserData calls this exactly once.
-    drop(unsafe { Box::from_raw(record.cast::<DeferredCall>()) });
-}
-
-/// Like `reactor_call_from_thread`: refused once a run ended with stop (or the reactor is being freed).
-fn check_open(reactor: &Reactor) -> Result<()> {
-    if reactor.shared.gate() == Gate::Open {
-        Ok(())
-    } else {
-        Err(Error::Closed)
-    }
-}
-
 /// Runs `fn(ud)` once on the reactor's thread pool (Twisted's callInThread); `release(ud)` runs after it,
 /// on the same pool thread. Jobs queued before the reactor runs wait for it. After a run that ended with
-/// `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+/// `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing `reactor_free` is safe (the
+/// job gets in first and runs while the pool is stopped, or the call gets `REACTOR_E_INVALID`).
 ///
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
@@ -260,15 +203,11 @@ pub extern "C" fn reactor_call_in_thread(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    guard(|| {
-        let reactor = reactor_ref(r).ok_or(Error::Invalid)?;
-        let func = r#fn.ok_or(Error::Invalid)?;
-        check_open(reactor)?;
-        reactor.pool.get_or_create()?;
-        reactor
-            .pool
-            .submit(Job::work(func, UserData::new(ud, release)))
-            .map_err(refused)
+    let Some(func) = r#fn else {
+        return Error::Invalid.code();
+    };
+    on_any_thread(r, true, |entry| {
+        submit_to_reactor(entry, || Job::work(func, UserData::new(ud, release)))
     })
 }
 
@@ -277,7 +216,7 @@ pub extern "C" fn reactor_call_in_thread(
 /// thread. If the reactor shuts down (its pool stops) or is freed before `done` could run, `done` is not
 /// called and `release` runs instead (at `reactor_free`: on the freeing thread). `work` or `done` NULL:
 /// `REACTOR_E_INVALID` (use `reactor_call_in_thread` without a completion). After a run that ended with
-/// `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Must not race `reactor_free`.
+/// `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's.
 ///
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
@@ -288,21 +227,13 @@ pub extern "C" fn reactor_call_in_thread_with_callback(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    guard(|| {
-        let reactor = reactor_ref(r).ok_or(Error::Invalid)?;
-        let (Some(work), Some(done)) = (work, done) else {
-            return Err(Error::Invalid);
-        };
-        check_open(reactor)?;
-        reactor.pool.get_or_create()?;
-        let call = Box::new(DeferredCall {
-            work,
-            done,
-            data: UserData::new(ud, release),
-            result: std::ptr::null_mut(),
-            epoch: 0,
-        });
-        reactor.pool.submit(Job::Task(call)).map_err(refused)
+    let (Some(work), Some(done)) = (work, done) else {
+        return Error::Invalid.code();
+    };
+    on_any_thread(r, true, |entry| {
+        submit_to_reactor(entry, || {
+            Job::Task(DeferredCall::new(work, done, UserData::new(ud, release)))
+        })
     })
 }
 
@@ -312,24 +243,7 @@ pub extern "C" fn reactor_call_in_thread_with_callback(
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_suggest_thread_pool_size(r: *mut reactor_t, max_threads: usize) -> c_int {
-    on_reactor(r, |reactor| reactor.pool.suggest_size(max_threads))
-}
-
-fn reactor_pool_handle(reactor: &Reactor) -> Result<*mut reactor_threadpool_t> {
-    let existing = reactor.pool.handle();
-    if existing != 0 {
-        return Ok(existing as *mut reactor_threadpool_t);
-    }
-    let pool = reactor.pool.get_or_create()?.clone();
-    let handle = POOLS.insert(Box::new(PoolHandle {
-        pool,
-        reactor_owned: true,
-        reactor: reactor.handle(),
-    }))?;
-    reactor
-        .pool
-        .set_handle(handle as usize, forget_reactor_pool);
-    Ok(handle.cast())
+    on_owner(r, |reactor| reactor.pool.suggest_size(max_threads))
 }
 
 /// The reactor's thread pool (created on first use; its workers start when the reactor runs), for
@@ -340,8 +254,24 @@ fn reactor_pool_handle(reactor: &Reactor) -> Result<*mut reactor_threadpool_t> {
 /// Thread-safety: reactor thread only (other threads get NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_get_thread_pool(r: *mut reactor_t) -> *mut reactor_threadpool_t {
-    read_reactor(r, std::ptr::null_mut(), |reactor| {
-        reactor_pool_handle(reactor).unwrap_or(std::ptr::null_mut())
+    read_owner(r, std::ptr::null_mut(), |reactor| {
+        let existing = reactor.pool.handle();
+        if existing != 0 {
+            return existing as *mut reactor_threadpool_t;
+        }
+        let Ok(pool) = reactor.pool.get_or_create().cloned() else {
+            return std::ptr::null_mut();
+        };
+        let Ok(handle) = POOLS.insert(Box::new(PoolHandle {
+            pool,
+            owner: Owner::Reactor(reactor.handle() as usize),
+        })) else {
+            return std::ptr::null_mut();
+        };
+        reactor
+            .pool
+            .set_handle(handle as usize, forget_reactor_pool);
+        handle.cast()
     })
 }
 

@@ -1,23 +1,27 @@
-//! IReactorThreads at the C boundary: call_from_thread, wake-ups, async and remote handles.
+//! IReactorThreads at the C boundary: call_from_thread, async and remote handles.
 
-use super::{guard, on_reactor, reactor_ref, write_out};
+use super::{guarded, on_any_thread, on_owner, write_out};
 use crate::callback::{Callback, UserData};
-use crate::handles::HandleTable;
-use crate::reactor::{Reactor, Shared, async_reactor_of, async_send};
-use crate::status::{Error, REACTOR_E_INVALID, REACTOR_OK};
+use crate::handles::{self, HandleTable};
+use crate::reactor::{Shared, ThreadCall, async_reactor_of, async_send};
+use crate::status::{Error, to_status};
 use crate::types::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 
+/// What a `reactor_remote_t` holds: the reactor's shared part, whose gate refuses calls once the
+/// reactor stopped for good or was freed.
 struct RemoteHandle {
     shared: Arc<Shared>,
 }
 
-static REMOTES: HandleTable<RemoteHandle> = HandleTable::new();
+static REMOTES: HandleTable<RemoteHandle> = HandleTable::new(handles::REMOTE);
 
 /// Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
-/// before `run` wait for it. After a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud`
-/// stays the caller's. Must not race `reactor_free` (use a remote handle for that).
+/// before `run` wait for it; a call accepted while a run is ending runs before that run returns. After
+/// a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing
+/// `reactor_free` is safe: the call either gets in first (then `reactor_free` runs its release, or
+/// returns `REACTOR_E_BUSY` while the call is in progress) or gets `REACTOR_E_INVALID`.
 ///
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
@@ -27,43 +31,16 @@ pub extern "C" fn reactor_call_from_thread(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    guard(|| {
-        let reactor = reactor_ref(r).ok_or(Error::Invalid)?;
-        let func = cb.ok_or(Error::Invalid)?;
-        Reactor::call_from_thread(
-            &reactor.shared,
-            Callback {
-                func,
-                data: UserData::new(ud, release),
-            },
-        )
-        .map_err(|refused| {
-            refused.data.into_raw();
-            Error::Closed
-        })
+    let Some(func) = cb else {
+        return Error::Invalid.code();
+    };
+    on_any_thread(r, true, |entry| {
+        entry.shared.push_call(ThreadCall::Host(Callback {
+            func,
+            data: UserData::new(ud, release),
+        }));
+        Ok(())
     })
-}
-
-/// Wakes the reactor's poll (coalesced with other pending wake-ups).
-///
-/// Thread-safety: any thread.
-#[unsafe(no_mangle)]
-pub extern "C" fn reactor_wake_up(r: *mut reactor_t) -> c_int {
-    match reactor_ref(r) {
-        Some(reactor) => {
-            reactor.shared.waker.wake();
-            REACTOR_OK
-        }
-        None => REACTOR_E_INVALID,
-    }
-}
-
-/// 1 if the calling thread owns the reactor (the creator until the first run, then the running thread).
-///
-/// Thread-safety: any thread.
-#[unsafe(no_mangle)]
-pub extern "C" fn reactor_is_in_io_thread(r: *const reactor_t) -> c_int {
-    reactor_ref(r).is_some_and(|reactor| reactor.shared.is_owner()) as c_int
 }
 
 /// Creates a coalescing wake-up: after `reactor_async_send`, `cb(r, ud)` runs at least once on the
@@ -71,14 +48,14 @@ pub extern "C" fn reactor_is_in_io_thread(r: *const reactor_t) -> c_int {
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_async_new(
+pub unsafe extern "C" fn reactor_async_new(
     r: *mut reactor_t,
     cb: reactor_cb_fn,
     ud: *mut c_void,
     release: reactor_release_fn,
     out: *mut *mut reactor_async_t,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         let func = cb.ok_or(Error::Invalid)?;
         if out.is_null() {
             return Err(Error::Invalid);
@@ -87,22 +64,20 @@ pub extern "C" fn reactor_async_new(
             func,
             data: UserData::new(ud, release),
         })?;
-        write_out(out, handle.cast());
+        // SAFETY: `out` is non-NULL and writable (the caller's contract).
+        unsafe { write_out(out, handle.cast()) };
         Ok(())
     })
 }
 
-/// Requests one run of the async's callback. No allocation, no lock: async-signal-safe.
-/// Must not race `reactor_async_close` or `reactor_free`.
+/// Requests one run of the async's callback. No allocation, no lock: async-signal-safe. A send that
+/// finds a run already pending is one atomic load. A closed or freed handle: `REACTOR_E_INVALID`.
 ///
 /// Thread-safety: any thread, and signal handlers.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_async_send(a: *mut reactor_async_t) -> c_int {
     // No panic guard on purpose: this path must stay async-signal-safe, and it cannot panic.
-    match async_send(a.cast()) {
-        Ok(()) => REACTOR_OK,
-        Err(_) => REACTOR_E_INVALID,
-    }
+    to_status(async_send(a.cast()))
 }
 
 /// Closes an async handle: its release runs and the handle becomes invalid.
@@ -111,9 +86,9 @@ pub extern "C" fn reactor_async_send(a: *mut reactor_async_t) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_async_close(a: *mut reactor_async_t) -> c_int {
     let Some(reactor) = async_reactor_of(a.cast()) else {
-        return REACTOR_E_INVALID;
+        return Error::Invalid.code();
     };
-    on_reactor(reactor as *mut reactor_t, |reactor| {
+    on_owner(reactor as *mut reactor_t, |reactor| {
         reactor.remove_async(a.cast())
     })
 }
@@ -123,15 +98,19 @@ pub extern "C" fn reactor_async_close(a: *mut reactor_async_t) -> c_int {
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_remote_new(r: *mut reactor_t, out: *mut *mut reactor_remote_t) -> c_int {
-    on_reactor(r, |reactor| {
+pub unsafe extern "C" fn reactor_remote_new(
+    r: *mut reactor_t,
+    out: *mut *mut reactor_remote_t,
+) -> c_int {
+    on_owner(r, |reactor| {
         if out.is_null() {
             return Err(Error::Invalid);
         }
         let handle = REMOTES.insert(Box::new(RemoteHandle {
             shared: reactor.shared.clone(),
         }))?;
-        write_out(out, handle.cast());
+        // SAFETY: `out` is non-NULL and writable (the caller's contract).
+        unsafe { write_out(out, handle.cast()) };
         Ok(())
     })
 }
@@ -147,13 +126,15 @@ pub extern "C" fn reactor_remote_call(
     ud: *mut c_void,
     release: reactor_release_fn,
 ) -> c_int {
-    guard(|| {
-        let remote = REMOTES.get(h.cast()).ok_or(Error::Invalid)?;
+    guarded(|| {
         let func = cb.ok_or(Error::Invalid)?;
-        // SAFETY: live entry; a remote must not race its own free (API contract).
-        let shared = &unsafe { remote.as_ref() }.shared;
-        shared
-            .push_call_if_open(Callback {
+        let remote = REMOTES.pin(h.cast()).ok_or(Error::Invalid)?;
+        if remote.shared.is_poisoned() {
+            return Err(Error::Internal);
+        }
+        remote
+            .shared
+            .push_remote_call(Callback {
                 func,
                 data: UserData::new(ud, release),
             })
@@ -169,7 +150,7 @@ pub extern "C" fn reactor_remote_call(
 /// Thread-safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_remote_free(h: *mut reactor_remote_t) {
-    guard(|| {
+    guarded(|| {
         drop(REMOTES.remove(h.cast()));
         Ok(())
     });

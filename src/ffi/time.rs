@@ -1,31 +1,56 @@
 //! IReactorTime and IDelayedCall at the C boundary.
+//!
+//! A `reactor_delayed_call_t` is a handle to the call's shared record (its state and time) plus its
+//! reactor's handle. It outlives both the call and the reactor: after `reactor_free` it keeps
+//! reporting what happened to its call (`ALREADY_CALLED`, `ALREADY_CANCELLED`, or `CLOSED` for a call
+//! still pending at free), until the host releases it.
 
-use super::{Adopt, guard, on_reactor, on_reactor_or, reactor_ref, read_reactor, write_out};
+use super::{claimed, guarded, on_owner, read_owner, write_out};
 use crate::callback::{Callback, UserData};
-use crate::handles::HandleTable;
-use crate::status::{Error, REACTOR_E_CLOSED};
+use crate::handles::{self, HandleTable};
+use crate::reactor::Reactor;
+use crate::reactor::entry::{self, REACTORS};
+use crate::status::{Error, Result, to_status};
 use crate::time::{TimerRecord, TimerState};
 use crate::types::*;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 
-/// What a `reactor_delayed_call_t` handle holds: the call's shared record and its reactor's handle.
+/// What a `reactor_delayed_call_t` handle holds.
 struct DelayedCall {
-    reactor: *mut reactor_t,
+    /// The reactor's handle: an opaque, table-checked token.
+    reactor: usize,
     record: Arc<TimerRecord>,
 }
 
-// SAFETY: `reactor` is an opaque, table-checked token, never dereferenced directly.
-unsafe impl Send for DelayedCall {}
+static DELAYED_CALLS: HandleTable<DelayedCall> = HandleTable::new(handles::DELAYED_CALL);
 
-static DELAYED_CALLS: HandleTable<DelayedCall> = HandleTable::new();
+/// The reactor token and record behind a handle, copied out (the handle may be released meanwhile).
+fn delayed_call(c: *const reactor_delayed_call_t) -> Option<(*const reactor_t, Arc<TimerRecord>)> {
+    DELAYED_CALLS.with(c.cast(), |call| {
+        (call.reactor as *const reactor_t, call.record.clone())
+    })
+}
 
-/// The reactor token and record behind a handle, copied out so the handle may be released meanwhile.
-fn delayed_call(c: *const reactor_delayed_call_t) -> Option<(*mut reactor_t, Arc<TimerRecord>)> {
-    let call = DELAYED_CALLS.get(c.cast())?;
-    // SAFETY: live entry (checked by the table); handles must not race their own release.
-    let call = unsafe { call.as_ref() };
-    Some((call.reactor, call.record.clone()))
+/// Runs `body` on the call's reactor (claimed). If the reactor is gone, the record tells what became
+/// of the call.
+fn on_delayed_call(
+    c: *const reactor_delayed_call_t,
+    body: impl FnOnce(&Reactor, &Arc<TimerRecord>) -> Result<()>,
+) -> c_int {
+    let Some((r, record)) = delayed_call(c) else {
+        return Error::Invalid.code();
+    };
+    let result = match entry::claim(r, false) {
+        Ok(claim) => claimed(&claim, |claim| body(entry::reactor(claim), &record)),
+        Err(Error::Invalid) => match record.state() {
+            TimerState::Called => Err(Error::AlreadyCalled),
+            TimerState::Cancelled => Err(Error::AlreadyCancelled),
+            TimerState::Pending | TimerState::Closed => Err(Error::Closed),
+        },
+        Err(e) => Err(e),
+    };
+    to_status(result)
 }
 
 /// Schedules `cb(r, ud)` after `delay_s` seconds (>= 0, finite). With `out`, a handle to cancel, reset or
@@ -33,7 +58,7 @@ fn delayed_call(c: *const reactor_delayed_call_t) -> Option<(*mut reactor_t, Arc
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
-pub extern "C" fn reactor_call_later(
+pub unsafe extern "C" fn reactor_call_later(
     r: *mut reactor_t,
     delay_s: f64,
     cb: reactor_cb_fn,
@@ -41,7 +66,7 @@ pub extern "C" fn reactor_call_later(
     release: reactor_release_fn,
     out: *mut *mut reactor_delayed_call_t,
 ) -> c_int {
-    on_reactor(r, |reactor| {
+    on_owner(r, |reactor| {
         let func = cb.ok_or(Error::Invalid)?;
         if !delay_s.is_finite() || delay_s < 0.0 {
             return Err(Error::Invalid);
@@ -51,10 +76,11 @@ pub extern "C" fn reactor_call_later(
         } else {
             let record = Arc::new(TimerRecord::new());
             let handle = DELAYED_CALLS.insert(Box::new(DelayedCall {
-                reactor: r,
+                reactor: r as usize,
                 record: record.clone(),
             }))?;
-            write_out(out, handle.cast());
+            // SAFETY: `out` is non-NULL and writable (the caller's contract).
+            unsafe { write_out(out, handle.cast()) };
             Some(record)
         };
         reactor.call_later(
@@ -69,20 +95,9 @@ pub extern "C" fn reactor_call_later(
     })
 }
 
-fn on_delayed_call(
-    c: *const reactor_delayed_call_t,
-    body: impl FnOnce(&crate::reactor::Reactor, &Arc<TimerRecord>) -> crate::status::Result<()>,
-) -> c_int {
-    let Some((reactor, record)) = delayed_call(c) else {
-        return Error::Invalid.code();
-    };
-    on_reactor_or(reactor, REACTOR_E_CLOSED, Adopt::No, |reactor| {
-        body(reactor, &record)
-    })
-}
-
 /// Cancels a pending call (its release runs). `REACTOR_E_ALREADY_CANCELLED`, `REACTOR_E_ALREADY_CALLED`
-/// (also from inside its own callback), `REACTOR_E_CLOSED` if the reactor was freed.
+/// (also from inside its own callback); after `reactor_free` those, or `REACTOR_E_CLOSED` for a call
+/// that was still pending then.
 ///
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
@@ -121,12 +136,10 @@ pub extern "C" fn reactor_delayed_call_delay(
 /// Thread-safety: reactor thread; other threads and bad handles get 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_delayed_call_active(c: *const reactor_delayed_call_t) -> c_int {
-    let Some((reactor, record)) = delayed_call(c) else {
+    let Some((r, record)) = delayed_call(c) else {
         return 0;
     };
-    read_reactor(reactor, 0, |_| {
-        (record.state() == TimerState::Pending) as c_int
-    })
+    read_owner(r, 0, |_| (record.state() == TimerState::Pending) as c_int)
 }
 
 /// The time (on `reactor_seconds`' clock) the call is, or was last, scheduled for. NaN for bad handles
@@ -135,13 +148,13 @@ pub extern "C" fn reactor_delayed_call_active(c: *const reactor_delayed_call_t) 
 /// Thread-safety: reactor thread; other threads get NaN.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_delayed_call_get_time(c: *const reactor_delayed_call_t) -> f64 {
-    let Some((reactor, record)) = delayed_call(c) else {
+    let Some((r, record)) = delayed_call(c) else {
         return f64::NAN;
     };
-    if reactor_ref(reactor).is_none() {
+    if REACTORS.pin(r.cast()).is_none() {
         return record.time();
     }
-    read_reactor(reactor, f64::NAN, |_| record.time())
+    read_owner(r, f64::NAN, |_| record.time())
 }
 
 /// Drops the caller's handle (the call itself stays scheduled). Releasing twice is harmless.
@@ -149,7 +162,7 @@ pub extern "C" fn reactor_delayed_call_get_time(c: *const reactor_delayed_call_t
 /// Thread-safety: any thread (garbage-collector finalizers run anywhere).
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_delayed_call_release(c: *mut reactor_delayed_call_t) {
-    guard(|| {
+    guarded(|| {
         drop(DELAYED_CALLS.remove(c.cast()));
         Ok(())
     });
@@ -160,7 +173,7 @@ pub extern "C" fn reactor_delayed_call_release(c: *mut reactor_delayed_call_t) {
 /// Thread-safety: reactor thread; other threads get 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_delayed_call_count(r: *const reactor_t) -> usize {
-    read_reactor(r, 0, |reactor| reactor.delayed_call_count())
+    read_owner(r, 0, |reactor| reactor.delayed_call_count())
 }
 
 /// The clock delayed calls use: CLOCK_MONOTONIC seconds, or the manual clock (starts at 0).
@@ -168,7 +181,7 @@ pub extern "C" fn reactor_delayed_call_count(r: *const reactor_t) -> usize {
 /// Thread-safety: reactor thread; other threads get NaN.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_seconds(r: *const reactor_t) -> f64 {
-    read_reactor(r, f64::NAN, |reactor| reactor.seconds())
+    read_owner(r, f64::NAN, |reactor| reactor.seconds())
 }
 
 /// Manual clock only (`REACTOR_E_UNSUPPORTED` otherwise): moves time forward by `seconds` (>= 0,
@@ -177,5 +190,5 @@ pub extern "C" fn reactor_seconds(r: *const reactor_t) -> f64 {
 /// Thread-safety: reactor thread only.
 #[unsafe(no_mangle)]
 pub extern "C" fn reactor_clock_advance(r: *mut reactor_t, seconds: f64) -> c_int {
-    on_reactor(r, |reactor| reactor.clock_advance(seconds))
+    on_owner(r, |reactor| reactor.clock_advance(seconds))
 }

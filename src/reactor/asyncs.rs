@@ -1,21 +1,22 @@
 //! Coalescing async wake-ups (libuv's uv_async, libev's ev_async): `send` from any thread (or a signal
-//! handler) sets a flag and wakes the loop at most once; the loop runs the callback once per batch.
+//! handler) raises the handle's pending flag and wakes the loop at most once; the loop runs the
+//! callback once per batch of sends.
 //!
-//! The handle table holds the sending side (`AsyncShared`) directly, so a send is a table check plus
-//! one load of the pending flag; the reactor keeps the callback and finds the flag through the handle.
+//! The pending flag is the FLAG bit of the handle's slot state word, so a send that finds it raised
+//! (a wake-up is already on its way) is one load of that word, like libuv's. The send that raises it
+//! also pins the handle while it wakes the reactor, so `reactor_async_close` and `reactor_free` (which
+//! remove the handle, waiting for pins) never pull the reactor's shared state from under it.
 
 use super::Reactor;
 use super::shared::Shared;
 use crate::callback::{Callback, call_plain};
-use crate::handles::HandleTable;
+use crate::handles::{self, HandleTable};
 use crate::status::{Error, Result};
 use std::os::raw::c_void;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The sending side of an async handle. Its pending flag is the table slot's `aux` word, so a send
-/// that finds it already set touches one cache line.
-pub struct AsyncShared {
+/// The sending side of an async handle.
+pub struct AsyncSender {
     reactor: Arc<Shared>,
     /// The reactor's C handle (an opaque token), for `reactor_async_close`'s thread check.
     pub reactor_handle: usize,
@@ -23,32 +24,20 @@ pub struct AsyncShared {
 
 /// Every open async handle. Entries are removed only on their reactor's thread, by
 /// `reactor_async_close` or `reactor_free`.
-pub static ASYNC_HANDLES: HandleTable<AsyncShared> = HandleTable::new();
+pub static ASYNC_HANDLES: HandleTable<AsyncSender> = HandleTable::new(handles::ASYNC);
 
-/// The live sending side behind `handle`.
-fn lookup<'a>(handle: *const c_void) -> Option<&'a AsyncShared> {
-    // SAFETY: the table only returns live entries, and an entry is freed only by close/free, which
-    // API.md forbids racing with a send or with the reactor's own use.
-    ASYNC_HANDLES.get(handle).map(|p| unsafe { &*p.as_ptr() })
-}
-
-/// The handle's pending flag (the slot's aux word), if the handle is live.
-fn pending_flag<'a>(handle: *const c_void) -> Option<&'a AtomicU32> {
-    ASYNC_HANDLES.live_slot(handle).map(|slot| &slot.aux)
-}
-
-/// `reactor_async_send`: no allocation, no lock, safe from any thread and from signal handlers.
+/// `reactor_async_send`: no allocation, no lock: safe from any thread and from signal handlers.
+#[inline]
 pub fn send(handle: *const c_void) -> Result<()> {
-    let pending = pending_flag(handle).ok_or(Error::Invalid)?;
-    if pending.load(Ordering::Relaxed) == 0 && pending.swap(1, Ordering::AcqRel) == 0 {
-        lookup(handle).ok_or(Error::Invalid)?.reactor.signal_async();
+    if let Some(sender) = ASYNC_HANDLES.raise_flag(handle)? {
+        sender.reactor.signal_async();
     }
     Ok(())
 }
 
 /// The reactor handle an async belongs to.
 pub fn reactor_of(handle: *const c_void) -> Option<usize> {
-    lookup(handle).map(|a| a.reactor_handle)
+    ASYNC_HANDLES.with(handle, |sender| sender.reactor_handle)
 }
 
 pub struct AsyncEntry {
@@ -57,16 +46,16 @@ pub struct AsyncEntry {
 }
 
 impl Reactor {
-    /// Creates an async handle for this reactor and returns it.
+    /// Creates an async handle for this reactor and returns it. On error the host keeps its data.
     pub fn add_async(&self, callback: Callback) -> Result<*mut c_void> {
-        let sender = AsyncShared {
+        let sender = AsyncSender {
             reactor: self.shared.clone(),
             reactor_handle: self.handle() as usize,
         };
         let handle = match ASYNC_HANDLES.insert(Box::new(sender)) {
             Ok(handle) => handle,
             Err(e) => {
-                callback.data.into_raw(); // not ours: the host keeps it
+                callback.data.into_raw();
                 return Err(e);
             }
         };
@@ -92,11 +81,17 @@ impl Reactor {
         Ok(())
     }
 
-    /// Invalidates every async handle of this reactor (`reactor_free`); callbacks are released with it.
-    pub fn close_all_asyncs(&self) {
-        for entry in self.asyncs.borrow().iter() {
-            drop(ASYNC_HANDLES.remove(entry.handle as *const c_void));
-        }
+    /// Invalidates every async handle of this reactor (teardown); the callbacks are released later,
+    /// with the reactor.
+    pub(super) fn close_all_asyncs(&self) -> Vec<Callback> {
+        let entries = std::mem::take(&mut *self.asyncs.borrow_mut());
+        entries
+            .into_iter()
+            .map(|entry| {
+                drop(ASYNC_HANDLES.remove(entry.handle as *const c_void));
+                entry.callback
+            })
+            .collect()
     }
 
     pub(super) fn run_asyncs(&self) {
@@ -104,15 +99,15 @@ impl Reactor {
             return;
         }
         let mut index = 0;
-        while !self.crash_requested.get() {
+        while !self.state.get().is_crashing() {
             let due = {
                 let asyncs = self.asyncs.borrow();
                 let Some(entry) = asyncs.get(index) else {
                     break;
                 };
-                let fired = pending_flag(entry.handle as *const c_void)
-                    .is_some_and(|pending| pending.swap(0, Ordering::AcqRel) != 0);
-                fired.then(|| (entry.callback.func, entry.callback.data.ptr()))
+                ASYNC_HANDLES
+                    .take_flag(entry.handle as *const c_void)
+                    .then(|| (entry.callback.func, entry.callback.data.ptr()))
             };
             if let Some((func, ud)) = due {
                 self.invoke(|| call_plain(func, self.handle(), ud));
@@ -121,10 +116,11 @@ impl Reactor {
         }
         // A callback may have closed handles (moving others behind the cursor), or a crash cut the scan
         // short: whatever is still pending is looked at on the next pass.
-        let still_pending = self.asyncs.borrow().iter().any(|entry| {
-            pending_flag(entry.handle as *const c_void)
-                .is_some_and(|p| p.load(Ordering::Acquire) != 0)
-        });
+        let still_pending = self
+            .asyncs
+            .borrow()
+            .iter()
+            .any(|entry| ASYNC_HANDLES.flag_is_set(entry.handle as *const c_void));
         if still_pending {
             self.shared.mark_async_pending();
         }

@@ -1,8 +1,10 @@
 //! Three-phase system events (Twisted's `_ThreePhaseEvent`): BEFORE triggers may hold the event by
 //! returning `REACTOR_PENDING` until `reactor_trigger_complete`; then DURING and AFTER run. Triggers are
-//! one-shot. "startup" and "shutdown" also drive the reactor's own state (see `internal_during`).
+//! one-shot: each trigger's release runs right after its phase has run. "startup" and "shutdown" also
+//! drive the reactor's own state (see `internal_during`).
 
 use super::Reactor;
+use super::state::{LoopState, Stage};
 use crate::callback::{Callback, CbFn, TriggerFn, UserData, call_plain, call_trigger};
 use crate::status::{Error, REACTOR_PENDING, Result};
 use crate::types::{REACTOR_LOG_ERROR, REACTOR_LOG_WARN};
@@ -132,10 +134,10 @@ impl Reactor {
 
     /// `reactor_fire_system_event`: runs the triggers before returning (unless a BEFORE trigger holds).
     pub fn fire_system_event(&self, name: &[u8]) -> Result<()> {
-        if self.in_run.get() && (name == b"startup" || name == b"shutdown") {
+        if self.state.get().is_run() && (name == b"startup" || name == b"shutdown") {
             return Err(Error::Busy);
         }
-        self.while_active(|| self.fire_event(name))
+        self.fire_event(name)
     }
 
     pub(super) fn fire_event(&self, name: &[u8]) -> Result<()> {
@@ -148,6 +150,7 @@ impl Reactor {
             events.events[index].firing = Firing::Before;
             index
         };
+        let mut ran = Vec::new();
         loop {
             let next = self.events.borrow_mut().events[index].phases[BEFORE].pop_front();
             let Some(trigger) = next else { break };
@@ -163,9 +166,11 @@ impl Reactor {
                 self.events.borrow_mut().events[index].held.push(trigger);
             } else {
                 self.report_trigger_status(name, BEFORE, trigger.id, status);
-                self.retire(trigger.data);
+                ran.push(trigger);
             }
         }
+        // One-shot: the phase has run, so its triggers are released now (held ones on completion).
+        drop(ran);
         let held = {
             let mut events = self.events.borrow_mut();
             let event = &mut events.events[index];
@@ -208,8 +213,9 @@ impl Reactor {
             }
             found
         };
-        let trigger = completed.ok_or(Error::NotFound)?;
-        self.retire(trigger.data);
+        // Its BEFORE phase is over for this trigger: released now (not inside its own callback: a
+        // trigger completing itself while it runs is handled above).
+        drop(completed.ok_or(Error::NotFound)?);
         Ok(())
     }
 
@@ -239,30 +245,37 @@ impl Reactor {
         };
         self.internal_during(&name);
         for phase in [DURING, AFTER] {
+            let mut ran = Vec::new();
             loop {
                 let next = self.events.borrow_mut().events[index].phases[phase].pop_front();
                 let Some(trigger) = next else { break };
                 let status = self.run_trigger(&trigger);
                 self.report_trigger_status(&name, phase, trigger.id, status);
-                self.retire(trigger.data);
+                ran.push(trigger);
             }
+            drop(ran);
         }
         self.events.borrow_mut().events[index].firing = Firing::Idle;
-        if &*name == b"shutdown" && self.in_run.get() && self.shutdown_started.get() {
-            self.run_finished.set(true);
+        if &*name == b"shutdown" {
+            self.update_run(|run| {
+                if run.stage == Stage::ShuttingDown {
+                    run.stage = Stage::Done;
+                }
+            });
         }
     }
 
     /// The reactor's own DURING work, before user DURING triggers (as Twisted registers its own first).
     fn internal_during(&self, name: &[u8]) {
         match name {
-            b"startup" if self.in_run.get() => self.running.set(true),
+            b"startup" => self.update_run(|run| run.started = true),
             b"shutdown" => {
-                self.running.set(false);
-                self.shutdown_fds();
+                self.update_run(|run| run.started = false);
+                self.shutdown_sources();
                 // Stop and join the thread pool, so every worker is gone before `run` returns. Fired
                 // by hand outside `run`, the pool reopens on the next job.
-                self.pool.shutdown(self.in_run.get());
+                let in_run = matches!(self.state.get(), LoopState::Running(_));
+                self.pool.shutdown(in_run);
             }
             _ => {}
         }

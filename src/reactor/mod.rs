@@ -1,44 +1,61 @@
-//! The reactor: one loop, owned by one thread.
+//! The reactor: one loop, owned by one thread at a time.
 //!
-//! A *pass* (one `iterate`, or one turn of `run`):
-//! 1. ready work: continue system events whose BEFORE phase completed, start shutdown after `stop`,
-//!    the thread calls queued when the pass began, async callbacks, timers due (scheduled before the pass);
+//! A *pass* (one `iterate`, or one turn of `run`) does, in this order:
+//! 1. ready work: continue system events whose held BEFORE phase completed, start "shutdown" after
+//!    `stop`, the thread calls queued when the pass began, async callbacks, timers due (scheduled
+//!    before the pass);
 //! 2. one poll, for as long as nothing is ready (bounded by the earliest timer and the caller's wait);
-//! 3. dispatch the collected I/O events;
-//! 4. if nothing at all was dispatched so far, the ready work once more (what became due while polling).
+//! 3. dispatch the collected events to their sources (host fd callbacks, internal sources);
+//! 4. look at delivered signals;
+//! 5. if nothing at all was dispatched so far, the ready work once more (what became due while polling).
 //!
-//! Interior mutability, never held across a host callback: every callback is copied out of its `RefCell`
-//! before it is called, and registrations dropped while a callback runs are released after it returns.
+//! `run` fires "startup", runs passes until "shutdown" has finished (after `stop`) or `crash`, then —
+//! if it ended with stop — closes the reactor to other threads and runs the thread calls it accepted.
+//!
+//! Ownership: the `Reactor` is the owner-only part of a reactor handle; `entry.rs` hands it out only
+//! under an ownership claim. Interior mutability is never held across a host callback: every callback
+//! is copied out of its `RefCell` before it is called, and registrations dropped while a callback runs
+//! are released after it returns.
 
 mod asyncs;
+pub mod entry;
 mod events;
-mod fdset;
-pub use fdset::{Direction, FdHandler};
+mod faults;
+mod host_fds;
+mod registry;
 pub mod shared;
 mod signals;
+mod state;
 mod stats;
+mod thread_calls;
+mod timers;
+mod wake;
 
 pub use asyncs::{reactor_of as async_reactor_of, send as async_send};
-pub use shared::{Gate, Shared};
+pub use entry::{Claimed, REACTORS, ReactorEntry};
+pub use faults::FaultPoint;
+pub use host_fds::{Direction, FdHandler};
+pub use registry::{Handler, Source};
+pub use shared::{ReactorTask, Shared, ThreadCall};
+pub use state::LoopState;
 
-use crate::backend::{BackendKind, Interest, PollEvent, Poller};
+use crate::backend::{BackendKind, PollEvent, Poller, WakeTarget};
 use crate::callback::{Callback, LogFn, UserData, call_log};
 use crate::status::{Error, Result};
 use crate::threadpool::ReactorPool;
-use crate::time::{Clock, TimerQueue, TimerRecord, monotonic_seconds};
+use crate::time::{Clock, TimerQueue, monotonic_seconds};
 use crate::types::{REACTOR_LOG_ERROR, reactor_stats_t, reactor_t};
 use asyncs::AsyncEntry;
 use events::SystemEvents;
-use fdset::FdSet;
-use signals::SignalWatch;
+use registry::Registry;
+use signals::SignalWatchers;
+use state::Stage;
 use stats::{Stats, bump};
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
+use std::io::Write;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
-
-/// Tag of the internal waker registration; user registrations never get it.
-const WAKER_TAG: u32 = u32::MAX;
 
 /// Options after validation.
 #[derive(Debug, Clone, Copy)]
@@ -50,41 +67,28 @@ pub struct Options {
 }
 
 pub struct Reactor {
+    /// The C handle, passed to every callback (set once the handle exists).
+    handle: Cell<usize>,
     pub shared: Arc<Shared>,
-    /// The C handle, passed to every callback.
-    handle: Cell<*mut reactor_t>,
+    /// The reactor's thread pool (thread-safe; created on first use, see `crate::threadpool`).
+    pub pool: Arc<ReactorPool>,
     backend: RefCell<Box<dyn Poller>>,
-    backend_name: &'static str,
-    backend_fd: c_int,
+    waker: WakeTarget,
     clock: Clock,
     options: Options,
+    state: Cell<LoopState>,
     timers: RefCell<TimerQueue<Callback>>,
-    fds: RefCell<FdSet>,
+    sources: RefCell<Registry>,
     events: RefCell<SystemEvents>,
     asyncs: RefCell<Vec<AsyncEntry>>,
+    signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
-
-    /// A run ended through `stop`: the reactor cannot run or iterate again.
-    finished_for_good: Cell<bool>,
-    in_run: Cell<bool>,
-    in_iterate: Cell<bool>,
-    /// Twisted's `running`: true from DURING-startup until DURING-shutdown.
-    running: Cell<bool>,
-    stop_requested: Cell<bool>,
-    shutdown_started: Cell<bool>,
-    run_finished: Cell<bool>,
-    crash_requested: Cell<bool>,
-    signals_seen: Cell<u64>,
-
     callback_depth: Cell<u32>,
-    /// Nesting of C API calls on the owner thread (a release hook may call `reactor_free`).
-    api_depth: Cell<u32>,
     graveyard: RefCell<Vec<UserData>>,
-    log: Cell<Option<(LogFn, *mut c_void)>>,
+    log: Cell<Option<(LogFn, usize)>>,
+    fault: Cell<u32>,
     pub stats: Stats,
-    /// The reactor's thread pool (thread-safe; created on first use, see `crate::threadpool`).
-    pub pool: ReactorPool,
 }
 
 fn ceil_ms(seconds: f64) -> c_int {
@@ -108,57 +112,71 @@ fn min_timeout(a: c_int, b: c_int) -> c_int {
     }
 }
 
+/// Restores the loop state when `run` or `iterate` returns, a panic included.
+struct DriveGuard<'a> {
+    reactor: &'a Reactor,
+}
+
+impl Drop for DriveGuard<'_> {
+    fn drop(&mut self) {
+        let reactor = self.reactor;
+        reactor.shared.handshake().set_awake(false);
+        reactor.state.set(reactor.state.get().after_run());
+    }
+}
+
+/// Counts a host callback in progress; releases what was retired once the outermost one returns.
+struct CallbackDepth<'a> {
+    reactor: &'a Reactor,
+}
+
+impl Drop for CallbackDepth<'_> {
+    fn drop(&mut self) {
+        let reactor = self.reactor;
+        reactor.callback_depth.set(reactor.callback_depth.get() - 1);
+        if reactor.callback_depth.get() == 0 && !reactor.graveyard.borrow().is_empty() {
+            let dead = std::mem::take(&mut *reactor.graveyard.borrow_mut());
+            drop(dead);
+        }
+    }
+}
+
 impl Reactor {
     pub fn new(options: Options) -> Result<Reactor> {
-        let mut backend = options.backend.create()?;
-        let shared = Arc::new(Shared::new()?);
-        backend.add(
-            shared.waker.read_fd(),
-            WAKER_TAG,
-            Interest {
-                read: true,
-                write: false,
-            },
-        )?;
+        let backend = options.backend.create()?;
+        let waker = backend.wake_target();
+        let shared = Arc::new(Shared::new(waker));
         Ok(Reactor {
-            backend_name: backend.name(),
-            backend_fd: backend.pollable_fd(),
-            backend: RefCell::new(backend),
-            pool: ReactorPool::new(shared.clone(), options.thread_pool_max),
+            handle: Cell::new(0),
+            pool: Arc::new(ReactorPool::new(shared.clone(), options.thread_pool_max)),
             shared,
-            handle: Cell::new(std::ptr::null_mut()),
+            backend: RefCell::new(backend),
+            waker,
             clock: Clock::new(options.manual_clock),
             options,
+            state: Cell::new(LoopState::Idle),
             timers: RefCell::new(TimerQueue::default()),
-            fds: RefCell::new(FdSet::default()),
+            sources: RefCell::new(Registry::default()),
             events: RefCell::new(SystemEvents::default()),
             asyncs: RefCell::new(Vec::new()),
+            signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
-            finished_for_good: Cell::new(false),
-            in_run: Cell::new(false),
-            in_iterate: Cell::new(false),
-            running: Cell::new(false),
-            stop_requested: Cell::new(false),
-            shutdown_started: Cell::new(false),
-            run_finished: Cell::new(false),
-            crash_requested: Cell::new(false),
-            signals_seen: Cell::new(0),
             callback_depth: Cell::new(0),
-            api_depth: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
             log: Cell::new(None),
+            fault: Cell::new(0),
             stats: Stats::default(),
         })
     }
 
     /// Records the C handle callbacks receive.
-    pub fn set_handle(&self, handle: *mut reactor_t) {
-        self.handle.set(handle);
+    pub(crate) fn set_handle(&self, handle: *mut reactor_t) {
+        self.handle.set(handle as usize);
     }
 
     pub fn handle(&self) -> *mut reactor_t {
-        self.handle.get()
+        self.handle.get() as *mut reactor_t
     }
 
     pub fn options(&self) -> &Options {
@@ -166,25 +184,26 @@ impl Reactor {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        self.backend_name
+        self.backend.borrow().name()
     }
 
     pub fn backend_fd(&self) -> c_int {
-        self.backend_fd
+        self.backend.borrow().pollable_fd()
+    }
+
+    fn shared_waker(&self) -> WakeTarget {
+        self.waker
     }
 
     // ----- callbacks, release and logging -------------------------------------------------------
 
     /// Runs a host callback, keeping count and releasing what it dropped once it returns.
-    fn invoke<R>(&self, call: impl FnOnce() -> R) -> R {
+    pub(crate) fn invoke<R>(&self, call: impl FnOnce() -> R) -> R {
         self.callback_depth.set(self.callback_depth.get() + 1);
         bump(&self.stats.callbacks);
+        let _depth = CallbackDepth { reactor: self };
         let result = call();
-        self.callback_depth.set(self.callback_depth.get() - 1);
-        if self.callback_depth.get() == 0 && !self.graveyard.borrow().is_empty() {
-            let dead = std::mem::take(&mut *self.graveyard.borrow_mut());
-            drop(dead);
-        }
+        self.fault(FaultPoint::AfterCallback);
         result
     }
 
@@ -201,68 +220,56 @@ impl Reactor {
         self.callback_depth.get() > 0
     }
 
-    pub fn enter_api(&self) {
-        self.api_depth.set(self.api_depth.get() + 1);
-    }
-
-    pub fn leave_api(&self) {
-        self.api_depth.set(self.api_depth.get() - 1);
-    }
-
-    /// True while an API call or callback of this reactor is on the calling (owner) thread's stack.
-    pub fn in_use_here(&self) -> bool {
-        self.api_depth.get() > 0 || self.callback_depth.get() > 0 || self.shared.is_active()
-    }
-
     pub fn set_log(&self, log: Option<(LogFn, *mut c_void)>) {
-        self.log.set(log);
+        self.log.set(log.map(|(f, ud)| (f, ud as usize)));
     }
 
     pub fn log(&self, level: c_int, message: &str) {
         match self.log.get() {
             Some((func, ud)) => {
                 let text = CString::new(message.replace('\0', "?")).unwrap_or_default();
-                call_log(func, ud, level, &text);
+                call_log(func, ud as *mut c_void, level, &text);
             }
-            None if level == REACTOR_LOG_ERROR => eprintln!("libreactor: error: {message}"),
+            None if level == REACTOR_LOG_ERROR => {
+                // A closed stderr must not turn into a panic: write and ignore the outcome.
+                let _ = writeln!(std::io::stderr(), "libreactor: error: {message}");
+            }
             None => {}
         }
     }
 
-    /// Marks the reactor active (not freeable) around entry points that run callbacks outside a loop.
-    fn while_active<R>(&self, body: impl FnOnce() -> R) -> R {
-        let was_active = self.shared.set_active(true);
-        let result = body();
-        self.shared.set_active(was_active);
-        result
-    }
-
     // ----- IReactorCore -------------------------------------------------------------------------
 
-    fn is_driving(&self) -> bool {
-        self.in_run.get() || self.in_iterate.get() || self.in_callback()
+    pub fn state(&self) -> LoopState {
+        self.state.get()
     }
 
-    pub fn run(&self) -> Result<()> {
+    fn update_run(&self, change: impl FnOnce(&mut state::Run)) {
+        if let LoopState::Running(mut run) = self.state.get() {
+            change(&mut run);
+            self.state.set(LoopState::Running(run));
+        }
+    }
+
+    fn is_driving(&self) -> bool {
+        matches!(
+            self.state.get(),
+            LoopState::Running(_) | LoopState::Iterating
+        ) || self.in_callback()
+    }
+
+    /// `reactor_run`. `close_to_others` is called once a run ended with stop: it must make sure no
+    /// other thread can queue calls any more (the entry raises its "stopped" flag and drains pins).
+    pub fn run(&self, close_to_others: impl FnOnce()) -> Result<()> {
         if self.is_driving() {
             return Err(Error::AlreadyRunning);
         }
-        if self.finished_for_good.get() {
+        if self.state.get() == LoopState::Finished {
             return Err(Error::NotRestartable);
         }
-        self.shared.adopt_current_thread();
-        let was_active = self.shared.set_active(true);
-        self.in_run.set(true);
-        self.stop_requested.set(false);
-        self.shutdown_started.set(false);
-        self.run_finished.set(false);
-        self.crash_requested.set(false);
-        let signal_watch = self
-            .options
-            .install_signal_handlers
-            .then(|| SignalWatch::start(self.shared.waker.write_fd()));
-        self.signals_seen.set(signals::received());
-
+        self.state.set(LoopState::new_run());
+        let _exit = DriveGuard { reactor: self };
+        self.watch_stop_signals();
         // A startup still held from a crashed run keeps waiting instead of firing again.
         let mut result = match self.fire_event(b"startup") {
             Err(Error::Busy) => Ok(()),
@@ -271,17 +278,12 @@ impl Reactor {
         while result.is_ok() && !self.should_leave_loop() {
             result = self.pass(-1);
         }
-
-        self.in_run.set(false);
-        self.shared.set_awake(false);
-        self.running.set(false);
-        if self.run_finished.get() {
-            self.finished_for_good.set(true);
-            self.shared.close_gate(Gate::Stopped);
+        self.unwatch_stop_signals();
+        if self.state.get().after_run() == LoopState::Finished {
+            close_to_others();
+            self.shared.close_remote_gate(false);
+            self.drain_thread_calls();
         }
-        self.crash_requested.set(false);
-        drop(signal_watch);
-        self.shared.set_active(was_active);
         if self.shared.is_poisoned() {
             return Err(Error::Internal);
         }
@@ -289,18 +291,20 @@ impl Reactor {
     }
 
     pub fn stop(&self) -> Result<()> {
-        if !self.in_run.get() || self.stop_requested.get() || self.shutdown_started.get() {
-            return Err(Error::NotRunning);
+        match self.state.get().run() {
+            Some(run) if run.stage == Stage::Active => {
+                self.update_run(|run| run.stage = Stage::StopRequested);
+                Ok(())
+            }
+            _ => Err(Error::NotRunning),
         }
-        self.stop_requested.set(true);
-        Ok(())
     }
 
     pub fn crash(&self) -> Result<()> {
-        if !self.in_run.get() {
+        if !self.state.get().is_run() {
             return Err(Error::NotRunning);
         }
-        self.crash_requested.set(true);
+        self.update_run(|run| run.crashing = true);
         Ok(())
     }
 
@@ -311,23 +315,22 @@ impl Reactor {
         if self.is_driving() {
             return Err(Error::AlreadyRunning);
         }
-        if self.finished_for_good.get() {
+        if self.state.get() == LoopState::Finished {
             return Err(Error::NotRestartable);
         }
         let wait = if timeout < 0.0 { -1 } else { ceil_ms(timeout) };
-        self.in_iterate.set(true);
-        let result = self.while_active(|| self.pass(wait));
-        self.in_iterate.set(false);
-        result
+        self.state.set(LoopState::Iterating);
+        let _exit = DriveGuard { reactor: self };
+        self.pass(wait)
     }
 
     pub fn is_running(&self) -> bool {
-        self.running.get()
+        self.state.get().is_started()
     }
 
     pub fn call_when_running(&self, callback: Callback) {
-        if self.running.get() {
-            self.while_active(|| self.invoke(|| callback.call(self.handle())));
+        if self.is_running() {
+            self.invoke(|| callback.call(self.handle()));
             self.retire(callback.data);
         } else {
             self.add_when_running_trigger(callback);
@@ -335,24 +338,17 @@ impl Reactor {
     }
 
     fn should_leave_loop(&self) -> bool {
-        self.crash_requested.get()
+        let state = self.state.get();
+        state.is_crashing()
             || self.shared.is_poisoned()
-            || (self.in_run.get() && self.run_finished.get())
+            || state.run().is_some_and(|run| run.stage == Stage::Done)
     }
 
     // ----- the pass -----------------------------------------------------------------------------
 
     fn pass(&self, wait_ms: c_int) -> Result<()> {
-        self.shared.set_awake(true);
-        let result = self.pass_inner(wait_ms);
-        if !self.in_run.get() {
-            // Between iterates a host may block on the backend fd: producers must write the waker.
-            self.shared.set_awake(false);
-        }
-        result
-    }
-
-    fn pass_inner(&self, wait_ms: c_int) -> Result<()> {
+        self.shared.handshake().set_awake(true);
+        self.fault(FaultPoint::NextPass);
         // The thread pool's workers start once the reactor runs or is iterated (one load afterwards).
         self.pool.start();
         bump(&self.stats.iterations);
@@ -382,10 +378,15 @@ impl Reactor {
     }
 
     fn run_ready_work(&self, cutoff: u64) {
-        self.shared.begin_pass();
+        self.shared.handshake().begin_pass();
         self.continue_ready_events();
-        if self.in_run.get() && self.stop_requested.get() && !self.shutdown_started.get() {
-            self.shutdown_started.set(true);
+        if self
+            .state
+            .get()
+            .run()
+            .is_some_and(|run| run.stage == Stage::StopRequested)
+        {
+            self.update_run(|run| run.stage = Stage::ShuttingDown);
             if let Err(e) = self.fire_event(b"shutdown") {
                 self.log(
                     REACTOR_LOG_ERROR,
@@ -401,7 +402,11 @@ impl Reactor {
     fn has_ready_work(&self) -> bool {
         self.shared.has_work()
             || self.events.borrow().has_ready()
-            || (self.in_run.get() && self.stop_requested.get() && !self.shutdown_started.get())
+            || self
+                .state
+                .get()
+                .run()
+                .is_some_and(|run| run.stage == Stage::StopRequested)
             || self.has_leftover_io()
     }
 
@@ -429,23 +434,30 @@ impl Reactor {
         let mut events = self.io_events.borrow_mut();
         events.clear();
         self.io_cursor.set(0);
-        if timeout != 0 && self.shared.prepare_to_block() {
-            timeout = 0;
+        if timeout != 0 {
+            // From here on producers write the waker; work that arrived meanwhile means no sleep.
+            self.shared.handshake().prepare_to_block();
+            if self.shared.has_work() {
+                timeout = 0;
+            }
         }
         let started = (timeout != 0).then(monotonic_seconds);
         let result = self.backend.borrow_mut().poll(&mut events, timeout);
-        self.shared.set_awake(true);
+        self.shared.handshake().set_awake(true);
         bump(&self.stats.polls);
         if let Some(started) = started {
             let idle = &self.stats.idle_seconds;
             idle.set(idle.get() + (monotonic_seconds() - started).max(0.0));
         }
-        result
+        if result? {
+            bump(&self.stats.wakeups);
+        }
+        Ok(())
     }
 
     fn dispatch_io(&self) {
         loop {
-            if self.crash_requested.get() || self.shared.is_poisoned() {
+            if self.state.get().is_crashing() || self.shared.is_poisoned() {
                 return;
             }
             let index = self.io_cursor.get();
@@ -453,152 +465,36 @@ impl Reactor {
                 return;
             };
             self.io_cursor.set(index + 1);
-            if event.tag == WAKER_TAG && event.fd == self.shared.waker.read_fd() {
-                self.shared.waker.drain();
-                bump(&self.stats.wakeups);
-            } else {
-                self.dispatch_fd_event(event);
-            }
+            self.dispatch_event(event);
         }
-    }
-
-    fn check_signals(&self) {
-        if !self.options.install_signal_handlers || !self.in_run.get() {
-            return;
-        }
-        let received = signals::received();
-        if received != self.signals_seen.get() {
-            self.signals_seen.set(received);
-            if self.stop().is_ok() {
-                self.log(
-                    crate::types::REACTOR_LOG_INFO,
-                    "SIGINT/SIGTERM received: stopping",
-                );
-            }
-        }
-    }
-
-    fn run_thread_calls(&self) {
-        let batch = self.shared.queued_calls();
-        for _ in 0..batch {
-            if self.crash_requested.get() {
-                return;
-            }
-            let Some(call) = self.shared.steal_call() else {
-                return;
-            };
-            bump(&self.stats.thread_calls);
-            self.invoke(|| call.call(self.handle()));
-            self.retire(call.data);
-        }
-    }
-
-    // ----- IReactorTime -------------------------------------------------------------------------
-
-    pub fn seconds(&self) -> f64 {
-        self.clock.now()
-    }
-
-    /// Schedules `callback` after `delay` seconds (validated by the caller: finite, >= 0).
-    pub fn call_later(&self, delay: f64, callback: Callback, record: Option<Arc<TimerRecord>>) {
-        let deadline = self.clock.now() + delay;
-        self.timers
-            .borrow_mut()
-            .schedule(deadline, callback, record);
-    }
-
-    pub fn cancel_call(&self, record: &Arc<TimerRecord>) -> Result<()> {
-        let callback = self.timers.borrow_mut().cancel(record)?;
-        self.retire(callback.data);
-        Ok(())
-    }
-
-    pub fn reset_call(&self, record: &Arc<TimerRecord>, seconds_from_now: f64) -> Result<()> {
-        if !seconds_from_now.is_finite() || seconds_from_now < 0.0 {
-            return Err(Error::Invalid);
-        }
-        let deadline = self.clock.now() + seconds_from_now;
-        self.timers.borrow_mut().reschedule(record, deadline)
-    }
-
-    pub fn delay_call(&self, record: &Arc<TimerRecord>, seconds_later: f64) -> Result<()> {
-        if !seconds_later.is_finite() {
-            return Err(Error::Invalid);
-        }
-        let deadline = (record.time() + seconds_later).max(self.clock.now());
-        self.timers.borrow_mut().reschedule(record, deadline)
-    }
-
-    pub fn delayed_call_count(&self) -> usize {
-        self.timers.borrow().len()
-    }
-
-    pub fn clock_advance(&self, seconds: f64) -> Result<()> {
-        if !self.clock.is_manual() {
-            return Err(Error::Unsupported);
-        }
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(Error::Invalid);
-        }
-        self.clock.advance(seconds);
-        let cutoff = self.timers.borrow().next_seq();
-        self.while_active(|| self.run_due_timers(cutoff));
-        Ok(())
-    }
-
-    fn run_due_timers(&self, cutoff: u64) {
-        let now = self.clock.now();
-        loop {
-            if self.crash_requested.get() {
-                return;
-            }
-            let due = self.timers.borrow_mut().pop_due(now, cutoff);
-            let Some(callback) = due else { return };
-            bump(&self.stats.timers_fired);
-            self.invoke(|| callback.call(self.handle()));
-            self.retire(callback.data);
-        }
-    }
-
-    // ----- IReactorThreads (reactor side) -------------------------------------------------------
-
-    /// Queues a call from any thread; refused once a run ended with `stop` or the reactor is freed.
-    pub fn call_from_thread(
-        shared: &Shared,
-        callback: Callback,
-    ) -> std::result::Result<(), Callback> {
-        if shared.gate() != Gate::Open {
-            return Err(callback);
-        }
-        shared.push_call(callback);
-        Ok(())
     }
 
     // ----- stats --------------------------------------------------------------------------------
 
     pub fn stats(&self) -> reactor_stats_t {
         self.stats
-            .snapshot(self.fds.borrow().len(), self.timers.borrow().len())
+            .snapshot(self.sources.borrow().host_len(), self.timers.borrow().len())
     }
 }
 
 impl Drop for Reactor {
+    /// `reactor_free`: every registration still held is released, on the freeing thread; no callback
+    /// runs. The handle is already invalid, so releases that call back into the library get INVALID.
     fn drop(&mut self) {
-        // Stop the thread pool first: queued jobs run, workers are joined; completions they queued
-        // are released below without running.
+        // The thread pool first: queued jobs run, workers are joined; completions they queued are
+        // released below without running.
         self.pool.shutdown(true);
-        // Refuse remote calls first, then release everything still registered, on this thread.
-        self.shared.close_gate(Gate::Freed);
+        self.shared.close_remote_gate(true);
+        let asyncs = self.close_all_asyncs();
         while let Some(call) = self.shared.steal_call() {
             drop(call);
         }
-        let timers = self.timers.get_mut().drain();
+        let timers = self.timers.get_mut().close_all();
         drop(timers);
-        let fds = self.fds.get_mut().take_all();
-        drop(fds);
+        let sources = self.take_all_sources();
+        drop(sources);
         let triggers = self.events.get_mut().take_all();
         drop(triggers);
-        let asyncs = std::mem::take(self.asyncs.get_mut());
         drop(asyncs);
         let graveyard = std::mem::take(self.graveyard.get_mut());
         drop(graveyard);

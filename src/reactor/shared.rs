@@ -1,157 +1,83 @@
-//! The part of a reactor other threads may touch: owner thread, the call_from_thread queue, the
-//! coalescing waker and the flags that tell the reactor thread what woke it.
+//! The part of a reactor other threads may touch: the call_from_thread queue, the waker handshake,
+//! the async-pending flag, the gate of remote handles and the poisoned flag. Everything here is `Sync`.
 
+use super::Reactor;
+use super::wake::WakeHandshake;
+use crate::backend::WakeTarget;
 use crate::callback::Callback;
 use crate::status::{Error, Result};
-use crate::thread_id;
 use crossbeam_deque::{Injector, Steal};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::raw::c_int;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Wakes a sleeping poll: an eventfd on Linux, a non-blocking pipe elsewhere.
-pub struct Waker {
-    read: OwnedFd,
-    write: Option<OwnedFd>,
+/// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
+/// half of `reactor_call_in_thread_with_callback`. Dropping one without running it must release
+/// whatever host data it carries (that is what `reactor_free` does with leftovers).
+pub trait ReactorTask: Send {
+    fn run(self: Box<Self>, reactor: &Reactor);
 }
 
-impl Waker {
-    pub fn new() -> Result<Waker> {
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: plain syscall; the result is checked.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(Error::last_os());
-            }
-            // SAFETY: a fresh fd we own.
-            Ok(Waker {
-                read: unsafe { OwnedFd::from_raw_fd(fd) },
-                write: None,
-            })
+/// One entry of the call_from_thread queue.
+pub enum ThreadCall {
+    Host(Callback),
+    Task(Box<dyn ReactorTask>),
+}
+
+/// Why a gate is closed. Remote handles outlive their reactor, so their calls pass this gate, which
+/// the reactor closes (waiting for calls in flight) when a run ends with stop and when it is freed.
+const STOPPED: u64 = 1 << 63;
+const FREED: u64 = 1 << 62;
+const IN_FLIGHT: u64 = FREED - 1;
+
+struct Gate(AtomicU64);
+
+impl Gate {
+    /// Enters the gate; the caller must `leave` after queuing. `Error::Closed` once it is closed.
+    fn enter(&self) -> Result<()> {
+        if self.0.fetch_add(1, Ordering::Acquire) & (STOPPED | FREED) != 0 {
+            self.0.fetch_sub(1, Ordering::Release);
+            return Err(Error::Closed);
         }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let mut fds = [0 as c_int; 2];
-            // SAFETY: valid out-array.
-            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-                return Err(Error::last_os());
-            }
-            for fd in fds {
-                // SAFETY: fds we just created.
-                unsafe {
-                    libc::fcntl(
-                        fd,
-                        libc::F_SETFL,
-                        libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-                    );
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
-            }
-            // SAFETY: fresh fds we own.
-            Ok(Waker {
-                read: unsafe { OwnedFd::from_raw_fd(fds[0]) },
-                write: Some(unsafe { OwnedFd::from_raw_fd(fds[1]) }),
-            })
-        }
+        Ok(())
     }
 
-    pub fn read_fd(&self) -> c_int {
-        self.read.as_raw_fd()
+    fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 
-    /// The fd a wake-up writes to (also used by the signal handler).
-    pub fn write_fd(&self) -> c_int {
-        self.write.as_ref().unwrap_or(&self.read).as_raw_fd()
-    }
-
-    /// Async-signal-safe.
-    pub fn wake(&self) {
-        write_wakeup(self.write_fd());
-    }
-
-    pub fn drain(&self) {
-        let mut buf = [0u8; 64];
-        loop {
-            // SAFETY: valid buffer; non-blocking fd.
-            let n = unsafe { libc::read(self.read_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            // One read resets an eventfd; a pipe is read until empty.
-            if n <= 0 || cfg!(target_os = "linux") {
-                break;
+    /// Closes the gate for `reason` and waits until the calls that got in have queued their work.
+    fn close(&self, reason: u64) {
+        self.0.fetch_or(reason, Ordering::AcqRel);
+        let mut round = 0u32;
+        while self.0.load(Ordering::Acquire) & IN_FLIGHT != 0 {
+            round += 1;
+            if round < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
         }
     }
-}
-
-/// Writes one wake-up token to an eventfd or pipe. Async-signal-safe; a full pipe is already awake.
-pub fn write_wakeup(fd: c_int) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a local; EAGAIN means a wake-up is already pending.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), std::mem::size_of::<u64>()) };
-}
-
-/// Whether the reactor still accepts calls from other threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Gate {
-    Open = 0,
-    /// `run` ended through `stop`: no further passes will run.
-    Stopped = 1,
-    /// `reactor_free` ran.
-    Freed = 2,
 }
 
 pub struct Shared {
-    owner: AtomicU64,
-    /// Inside `run`, `iterate` or another call that dispatches callbacks (blocks `reactor_free`).
-    active: AtomicBool,
     poisoned: AtomicBool,
-    /// Set by a producer that will write (or wrote) the waker; cleared by the reactor at each pass.
-    wake_pending: AtomicBool,
-    /// The reactor thread is inside a pass and will look at its queues before it blocks, so producers
-    /// need not write the waker (saves a syscall per wake-up while the loop is busy).
-    awake: AtomicBool,
+    handshake: WakeHandshake,
     async_pending: AtomicBool,
-    calls: Injector<Callback>,
-    /// Held for writing while the gate closes, for reading by `push_call_if_open`.
-    gate_lock: RwLock<()>,
-    /// A mirror of the gate that the plain `call_from_thread` path reads without locking.
-    gate: AtomicU8,
-    pub waker: Waker,
+    calls: Injector<ThreadCall>,
+    remote_gate: Gate,
+    waker: WakeTarget,
 }
 
 impl Shared {
-    pub fn new() -> Result<Shared> {
-        Ok(Shared {
-            owner: AtomicU64::new(thread_id::current()),
-            active: AtomicBool::new(false),
+    pub fn new(waker: WakeTarget) -> Shared {
+        Shared {
             poisoned: AtomicBool::new(false),
-            wake_pending: AtomicBool::new(false),
-            awake: AtomicBool::new(false),
+            handshake: WakeHandshake::default(),
             async_pending: AtomicBool::new(false),
             calls: Injector::new(),
-            gate_lock: RwLock::new(()),
-            gate: AtomicU8::new(Gate::Open as u8),
-            waker: Waker::new()?,
-        })
-    }
-
-    pub fn is_owner(&self) -> bool {
-        self.owner.load(Ordering::Acquire) == thread_id::current()
-    }
-
-    pub fn adopt_current_thread(&self) {
-        self.owner.store(thread_id::current(), Ordering::Release);
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// Marks the reactor active; returns the previous value so nested entries restore it.
-    pub fn set_active(&self, active: bool) -> bool {
-        self.active.swap(active, Ordering::AcqRel)
+            remote_gate: Gate(AtomicU64::new(0)),
+            waker,
+        }
     }
 
     pub fn is_poisoned(&self) -> bool {
@@ -162,68 +88,46 @@ impl Shared {
         self.poisoned.store(true, Ordering::Relaxed);
     }
 
-    pub fn gate(&self) -> Gate {
-        match self.gate.load(Ordering::Acquire) {
-            0 => Gate::Open,
-            1 => Gate::Stopped,
-            _ => Gate::Freed,
-        }
-    }
-
-    pub fn close_gate(&self, gate: Gate) {
-        let _writer = self.gate_lock.write();
-        if self.gate() != Gate::Freed {
-            self.gate.store(gate as u8, Ordering::Release);
-        }
-    }
-
-    /// Wakes the reactor thread unless a wake-up is already on its way. Async-signal-safe.
+    /// Wakes the reactor thread unless it is awake or a wake-up is already on its way.
+    /// Async-signal-safe.
+    #[inline]
     pub fn wake(&self) {
-        // Dekker-style pairing with `prepare_to_block`: the producer's enqueue is ordered before its
-        // look at `awake`, and the reactor's clearing of `awake` before its look at the queues, so either
-        // the producer sees a reactor about to block (and writes the waker) or the reactor sees the work.
-        fence(Ordering::SeqCst);
-        if self.awake.load(Ordering::Relaxed) {
-            return; // inside a pass: the reactor looks at its queues before it blocks
-        }
-        if !self.wake_pending.load(Ordering::Relaxed)
-            && !self.wake_pending.swap(true, Ordering::AcqRel)
-        {
+        if self.handshake.needs_wake() {
             self.waker.wake();
         }
     }
 
-    /// The reactor thread entered (true) or left (false) a pass.
-    pub fn set_awake(&self, awake: bool) {
-        self.awake.store(awake, Ordering::SeqCst);
+    /// Wakes the reactor's poll unconditionally (`reactor_wake_up`).
+    pub fn force_wake(&self) {
+        self.waker.wake();
     }
 
-    /// Called by the reactor thread right before a blocking poll. Returns true if work arrived meanwhile
-    /// (then it must not block). From here on producers write the waker.
-    pub fn prepare_to_block(&self) -> bool {
-        self.awake.store(false, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        self.has_work()
+    pub fn handshake(&self) -> &WakeHandshake {
+        &self.handshake
     }
 
-    /// Queues a call for the reactor thread (the caller checked the gate if it had to).
-    pub fn push_call(&self, call: Callback) {
+    /// Queues a call for the reactor thread. Callers that must respect the end of a run reach this
+    /// through the reactor's open pin or the remote gate.
+    #[inline]
+    pub fn push_call(&self, call: ThreadCall) {
         self.calls.push(call);
-        if !self.is_owner() {
-            self.wake();
-        }
+        self.wake();
     }
 
-    /// `reactor_remote_call`: refuses atomically with respect to `reactor_free` and the end of `run`.
-    pub fn push_call_if_open(&self, call: Callback) -> std::result::Result<(), Callback> {
-        let Ok(_reader) = self.gate_lock.read() else {
-            return Err(call);
-        };
-        if self.gate() != Gate::Open {
+    /// `reactor_remote_call`: refused (the call handed back) once a run ended with stop or the
+    /// reactor was freed; atomically with respect to both.
+    pub fn push_remote_call(&self, call: Callback) -> std::result::Result<(), Callback> {
+        if self.remote_gate.enter().is_err() {
             return Err(call);
         }
-        self.push_call(call);
+        self.push_call(ThreadCall::Host(call));
+        self.remote_gate.leave();
         Ok(())
+    }
+
+    /// Closes the remote gate: the run ended with stop (`freed` false) or the reactor is freed.
+    pub fn close_remote_gate(&self, freed: bool) {
+        self.remote_gate.close(if freed { FREED } else { STOPPED });
     }
 
     /// Makes the reactor thread look at its async handles on its next pass (no wake-up: it is awake).
@@ -231,15 +135,11 @@ impl Shared {
         self.async_pending.store(true, Ordering::Release);
     }
 
+    /// An async send: flag, then wake. Async-signal-safe.
+    #[inline]
     pub fn signal_async(&self) {
         self.async_pending.store(true, Ordering::Release);
         self.wake();
-    }
-
-    /// Called by the reactor thread before it looks at the queues.
-    pub fn begin_pass(&self) {
-        self.wake_pending.store(false, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
     }
 
     pub fn take_async_pending(&self) -> bool {
@@ -255,7 +155,7 @@ impl Shared {
         self.calls.len()
     }
 
-    pub fn steal_call(&self) -> Option<Callback> {
+    pub fn steal_call(&self) -> Option<ThreadCall> {
         loop {
             match self.calls.steal() {
                 Steal::Success(call) => return Some(call),

@@ -13,6 +13,7 @@
 //! `ReactorPool` is a reactor's own pool: created on first use, started when the reactor first runs,
 //! stopped during its shutdown.
 
+mod deferred;
 mod job;
 mod pool;
 mod reactor_pool;
@@ -22,6 +23,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use deferred::DeferredCall;
 pub use job::{Job, RunContext, Task};
 pub use pool::{MAX_THREADS, PoolStats, ThreadPool, check_sizes};
 pub use reactor_pool::ReactorPool;

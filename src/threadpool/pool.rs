@@ -437,38 +437,48 @@ impl ThreadPool {
         if self.is_own_worker() {
             return Err(Error::Busy);
         }
-        let _lifecycle = lock(&inner.lifecycle);
-        inner.close_gate();
-        {
-            let _control = lock(&inner.control);
-            inner.draining.store(true, Ordering::SeqCst);
-        }
-        // Queued jobs need workers, also in a pool that never started or whose workers retired.
-        // (Counted in spawns, not live workers: a worker that finds the queue empty exits at once.)
-        let wanted = inner.injector.len().min(inner.max.load(Ordering::Relaxed));
-        let mut spawns = wanted.saturating_sub(inner.workers.load(Ordering::SeqCst));
-        while spawns > 0 && !inner.injector.is_empty() {
-            if !matches!(inner.spawn_worker(), Ok(true)) {
-                break;
+        let (leftovers, epoch) = {
+            let _lifecycle = lock(&inner.lifecycle);
+            inner.close_gate();
+            {
+                let _control = lock(&inner.control);
+                inner.draining.store(true, Ordering::SeqCst);
             }
-            spawns -= 1;
-        }
-        inner.sleep.kick_all();
-        inner.join_all();
-        {
-            let _control = lock(&inner.control);
-            inner.draining.store(false, Ordering::SeqCst);
-        }
-        // Only if no worker could be started at all: run what is left here.
-        let cx = inner.run_context();
-        loop {
-            match inner.injector.steal() {
-                Steal::Success(job) => worker::execute(job, &cx),
-                Steal::Retry => continue,
-                Steal::Empty => break,
+            // Queued jobs need workers, also in a pool that never started or whose workers retired.
+            // (Counted in spawns, not live workers: a worker that finds the queue empty exits at once.)
+            let wanted = inner.injector.len().min(inner.max.load(Ordering::Relaxed));
+            let mut spawns = wanted.saturating_sub(inner.workers.load(Ordering::SeqCst));
+            while spawns > 0 && !inner.injector.is_empty() {
+                if !matches!(inner.spawn_worker(), Ok(true)) {
+                    break;
+                }
+                spawns -= 1;
             }
+            inner.sleep.kick_all();
+            inner.join_all();
+            {
+                let _control = lock(&inner.control);
+                inner.draining.store(false, Ordering::SeqCst);
+            }
+            let mut leftovers = Vec::new();
+            loop {
+                match inner.injector.steal() {
+                    Steal::Success(job) => leftovers.push(job),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+            (leftovers, inner.epoch.fetch_add(1, Ordering::AcqRel))
+        };
+        // Only if no worker could be started at all: run what is left here, in the epoch the stop
+        // ended, and outside the lifecycle lock (a job may submit to this pool, which reopens it).
+        let cx = RunContext {
+            epoch,
+            reactor: inner.context.as_deref(),
+        };
+        for job in leftovers {
+            worker::execute(job, &cx);
         }
-        inner.epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 

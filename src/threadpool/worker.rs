@@ -7,6 +7,7 @@ use super::pool::{Inner, Slot};
 use super::sleep::Wake;
 use crossbeam_deque::{Steal, Worker};
 use std::cell::RefCell;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -63,7 +64,11 @@ fn local_len() -> usize {
 /// Runs one job; a panic (only Rust tasks can panic) is reported and the worker goes on.
 pub(super) fn execute(job: Job, cx: &RunContext<'_>) {
     if catch_unwind(AssertUnwindSafe(|| job.run(cx))).is_err() {
-        eprintln!("libreactor: a thread-pool job panicked; the worker continues");
+        // A closed stderr must not turn into a second panic: write and ignore the outcome.
+        let _ = writeln!(
+            std::io::stderr(),
+            "libreactor: a thread-pool job panicked; the worker continues"
+        );
     }
 }
 

@@ -22,6 +22,8 @@ pub enum TimerState {
     Pending,
     Called,
     Cancelled,
+    /// Still pending when its reactor was freed.
+    Closed,
 }
 
 /// State shared between a queued call and the host's handle to it. Atomics only because the host may
@@ -54,7 +56,8 @@ impl TimerRecord {
         match self.state.load(Ordering::Relaxed) {
             0 => TimerState::Pending,
             1 => TimerState::Called,
-            _ => TimerState::Cancelled,
+            2 => TimerState::Cancelled,
+            _ => TimerState::Closed,
         }
     }
 
@@ -73,6 +76,7 @@ impl TimerRecord {
             TimerState::Pending => Ok(()),
             TimerState::Called => Err(Error::AlreadyCalled),
             TimerState::Cancelled => Err(Error::AlreadyCancelled),
+            TimerState::Closed => Err(Error::Closed),
         }
     }
 }
@@ -205,8 +209,8 @@ impl<P> TimerQueue<P> {
         Ok(())
     }
 
-    /// Empties the queue (reactor teardown); records become cancelled.
-    pub fn drain(&mut self) -> Vec<P> {
+    /// Empties the queue (reactor teardown); records of calls still pending become `Closed`.
+    pub fn close_all(&mut self) -> Vec<P> {
         self.heap.clear();
         self.free_slots.clear();
         self.slab
@@ -214,7 +218,7 @@ impl<P> TimerQueue<P> {
             .flatten()
             .map(|entry| {
                 if let Some(record) = &entry.record {
-                    record.set_state(TimerState::Cancelled);
+                    record.set_state(TimerState::Closed);
                 }
                 entry.payload
             })

@@ -143,14 +143,20 @@ int main(void) {
   check_monotonic(&prev, &cur, "after blocking iterate");
   prev = cur;
 
-  SECTION("larger caller struct: tail zeroed");
+  SECTION("larger caller struct: unknown tail must be zero (else UNSUPPORTED, nothing written)");
   struct {
     reactor_stats_t s;
     unsigned char tail[24];
   } big;
   memset(&big, 0xAB, sizeof big);
   big.s.struct_size = (uint32_t)sizeof big;
+  CHECK_RC(reactor_stats(r, &big.s), REACTOR_E_UNSUPPORTED);
+  CHECK_EQ(big.s.iterations, 0xABABABABABABABABULL); /* nothing written */
+  CHECK_EQ(big.tail[0], 0xAB);
+  memset(&big, 0, sizeof big);
+  big.s.struct_size = (uint32_t)sizeof big;
   CHECK_OK(reactor_stats(r, &big.s));
+  CHECK_EQ(big.s.struct_size, sizeof big);
   CHECK_EQ(big.s.iterations, tu_stats(r).iterations);
   int tail_zero = 1;
   for (size_t i = 0; i < sizeof big.tail; i++)

@@ -390,6 +390,11 @@ static void test_misuse(void) {
   } big;
   memset(&big, 0xAB, sizeof big);
   big.s.struct_size = (uint32_t)sizeof big;
+  /* unknown trailing bytes must be zero (API.md §7): else UNSUPPORTED, nothing written */
+  CHECK_RC(reactor_threadpool_stats(p, &big.s), REACTOR_E_UNSUPPORTED);
+  CHECK_EQ(big.s.workers, 0xABABABABABABABABULL);
+  memset(&big, 0, sizeof big);
+  big.s.struct_size = (uint32_t)sizeof big;
   CHECK_OK(reactor_threadpool_stats(p, &big.s));
   CHECK_EQ(big.s.struct_size, sizeof big);
   CHECK_EQ(big.extra[0], 0);

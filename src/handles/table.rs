@@ -1,0 +1,482 @@
+//! One table per handle kind: a lazily mapped slot array followed by the kind's handle range.
+
+use super::Kind;
+use super::state::{self, CLOSING, FLAG, LIVE, PIN};
+use crate::status::{Error, Result};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::os::raw::c_void;
+use std::ptr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+pub const SLOT_SIZE: usize = std::mem::size_of::<Slot<()>>();
+
+/// One slot (16 bytes). All-zero bytes are a valid empty slot, as a fresh mapping provides.
+pub(super) struct Slot<T> {
+    pub state: AtomicU64,
+    object: AtomicPtr<T>,
+}
+
+impl<T> Slot<T> {
+    /// The object of a slot the caller has pinned (or otherwise keeps from being removed).
+    ///
+    /// # Safety
+    /// The slot must be live and the caller must hold a pin or an ownership claim on it.
+    pub unsafe fn object(&self) -> &T {
+        // SAFETY: live slots hold a pointer from Box::into_raw that stays valid until removal, which
+        // waits for (or refuses on) the caller's pin; the caller vouches for that pin.
+        unsafe { &*self.object.load(Ordering::Relaxed) }
+    }
+}
+
+#[derive(Default)]
+struct FreeSlots {
+    /// FIFO quarantine of freed slots, so a slot is reused as late as possible.
+    recycled: VecDeque<u32>,
+    next_fresh: usize,
+}
+
+pub struct HandleTable<T> {
+    kind: Kind,
+    /// Start of the mapping (slot array, then handle range); 0 until the first insert.
+    base: AtomicUsize,
+    free: Mutex<FreeSlots>,
+    /// The table owns boxed `T`s, which it may drop on any thread and share between threads.
+    _owns: PhantomData<Box<T>>,
+}
+
+// SAFETY: objects are shared between threads (`&T` through pins) and dropped on whichever thread
+// removes them, which `T: Send + Sync` permits; slots are atomics.
+unsafe impl<T: Send + Sync> Sync for HandleTable<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for HandleTable<T> {}
+
+/// A pinned object: it stays in its table (and alive) until the pin is dropped.
+pub struct Pinned<'a, T> {
+    slot: &'a Slot<T>,
+}
+
+impl<T> Deref for Pinned<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: we hold a pin on a slot that was live when pinned; removal waits for pins.
+        unsafe { self.slot.object() }
+    }
+}
+
+impl<T> Drop for Pinned<'_, T> {
+    fn drop(&mut self) {
+        self.slot.state.fetch_sub(PIN, Ordering::Release);
+    }
+}
+
+/// Waits a little for a short critical section of another thread (a pin) to end.
+pub(super) fn backoff(round: &mut u32) {
+    *round += 1;
+    if *round < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+impl<T: Send + Sync> HandleTable<T> {
+    pub const fn new(kind: Kind) -> Self {
+        HandleTable {
+            kind,
+            base: AtomicUsize::new(0),
+            free: Mutex::new(FreeSlots {
+                recycled: VecDeque::new(),
+                next_fresh: 0,
+            }),
+            _owns: PhantomData,
+        }
+    }
+
+    fn generation_mask(&self) -> u32 {
+        (1 << self.kind.generation_bits) - 1
+    }
+
+    /// Maps the slot array and the handle range on first use. Called with `free` locked.
+    fn map(&self) -> Result<usize> {
+        let base = self.base.load(Ordering::Acquire);
+        if base != 0 {
+            return Ok(base);
+        }
+        let base = reserve(self.kind.slot_bytes() + self.kind.handle_bytes())?;
+        // SAFETY: making the start of our own fresh mapping accessible.
+        let rc = unsafe {
+            libc::mprotect(
+                base.cast(),
+                self.kind.slot_bytes(),
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::NoMem);
+        }
+        self.base.store(base as usize, Ordering::Release);
+        Ok(base as usize)
+    }
+
+    fn slot_at(&self, base: usize, index: usize) -> &Slot<T> {
+        // SAFETY: `base` is the mapped, readable slot array of `slots()` zero-initialised (valid,
+        // empty) entries, never unmapped; callers pass index < slots().
+        unsafe { &*(base as *const Slot<T>).add(index) }
+    }
+
+    /// The slot a handle designates and the generation bits it carries, if it is in our range.
+    #[inline]
+    pub(super) fn locate(&self, handle: *const c_void) -> Option<(&Slot<T>, u32)> {
+        let base = self.base.load(Ordering::Acquire);
+        if base == 0 {
+            return None;
+        }
+        let offset = (handle as usize).wrapping_sub(base + self.kind.slot_bytes());
+        if offset >= self.kind.handle_bytes() {
+            return None;
+        }
+        let index = offset & (self.kind.slots() - 1);
+        let generation = (offset >> self.kind.index_bits) as u32;
+        Some((self.slot_at(base, index), generation))
+    }
+
+    pub(super) fn is_open(&self, state: u64, generation: u32) -> bool {
+        state::is_open(state, generation, self.generation_mask())
+    }
+
+    /// Stores `object` (with `initial` in the state word's low bits, e.g. an owner) and returns its
+    /// handle. A full table gives `REACTOR_E_NOMEM`.
+    pub fn insert_with(&self, object: Box<T>, initial: u64) -> Result<*mut c_void> {
+        let mut free = self.free.lock().map_err(|_| Error::Internal)?;
+        let base = self.map()?;
+        let index = if free.recycled.len() > self.kind.quarantine()
+            || free.next_fresh >= self.kind.slots()
+        {
+            free.recycled.pop_front().ok_or(Error::NoMem)? as usize
+        } else {
+            free.next_fresh += 1;
+            free.next_fresh - 1
+        };
+        let slot = self.slot_at(base, index);
+        let generation = state::generation(slot.state.load(Ordering::Relaxed));
+        slot.object.store(Box::into_raw(object), Ordering::Relaxed);
+        // Release: a pin that sees LIVE also sees the object pointer.
+        slot.state.store(
+            state::with_generation(generation) | LIVE | initial,
+            Ordering::Release,
+        );
+        let handle_generation = (generation & self.generation_mask()) as usize;
+        let offset = handle_generation << self.kind.index_bits | index;
+        Ok((base + self.kind.slot_bytes() + offset) as *mut c_void)
+    }
+
+    pub fn insert(&self, object: Box<T>) -> Result<*mut c_void> {
+        self.insert_with(object, 0)
+    }
+
+    /// Pins the object behind `handle` if the handle is live and `check` accepts the state word.
+    /// A stale, removed or foreign handle gives `Error::Invalid`.
+    #[inline]
+    pub fn pin_with(
+        &self,
+        handle: *const c_void,
+        check: impl Fn(u64) -> Result<()>,
+    ) -> Result<Pinned<'_, T>> {
+        let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
+        let mut state = slot.state.load(Ordering::Relaxed);
+        let mut round = 0;
+        loop {
+            if !self.is_open(state, generation) {
+                return Err(Error::Invalid);
+            }
+            check(state)?;
+            if state::pins_full(state) {
+                backoff(&mut round);
+                state = slot.state.load(Ordering::Relaxed);
+                continue;
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                state + PIN,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Pinned { slot }),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// Pins the object behind `handle` if the handle is live.
+    #[inline]
+    pub fn pin(&self, handle: *const c_void) -> Option<Pinned<'_, T>> {
+        self.pin_with(handle, |_| Ok(())).ok()
+    }
+
+    /// Runs `body` on the object behind a live handle (pinned meanwhile).
+    pub fn with<R>(&self, handle: *const c_void, body: impl FnOnce(&T) -> R) -> Option<R> {
+        self.pin(handle).map(|object| body(&object))
+    }
+
+    /// Sets the kind's flag on a live handle. `Ok(None)` if it was already set (nothing else done);
+    /// `Ok(Some(pin))` if this call set it, with the object pinned so the caller can act on it.
+    /// Lock-free and async-signal-safe.
+    #[inline]
+    pub fn raise_flag(&self, handle: *const c_void) -> Result<Option<Pinned<'_, T>>> {
+        let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
+        let mut state = slot.state.load(Ordering::Acquire);
+        let mut round = 0;
+        loop {
+            if !self.is_open(state, generation) {
+                return Err(Error::Invalid);
+            }
+            if state & FLAG != 0 {
+                return Ok(None);
+            }
+            if state::pins_full(state) {
+                backoff(&mut round);
+                state = slot.state.load(Ordering::Acquire);
+                continue;
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                (state | FLAG) + PIN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(Some(Pinned { slot })),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// Clears the flag of a handle the caller keeps live; true if it was set.
+    pub fn take_flag(&self, handle: *const c_void) -> bool {
+        match self.locate(handle) {
+            Some((slot, generation)) => {
+                let previous = slot.state.fetch_and(!FLAG, Ordering::AcqRel);
+                debug_assert!(self.is_open(previous, generation));
+                previous & FLAG != 0
+            }
+            None => false,
+        }
+    }
+
+    /// True if the flag of a live handle is set.
+    pub fn flag_is_set(&self, handle: *const c_void) -> bool {
+        self.locate(handle).is_some_and(|(slot, generation)| {
+            let state = slot.state.load(Ordering::Acquire);
+            self.is_open(state, generation) && state & FLAG != 0
+        })
+    }
+
+    /// Takes the object out, waiting for pins in progress (they are short). Every copy of the
+    /// handle becomes invalid. `None` for a stale, foreign or already-removed handle.
+    pub fn remove(&self, handle: *const c_void) -> Option<Box<T>> {
+        let (slot, generation) = self.locate(handle)?;
+        let mut state = slot.state.load(Ordering::Relaxed);
+        loop {
+            if !self.is_open(state, generation) {
+                return None;
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                state | CLOSING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(current) => state = current,
+            }
+        }
+        let mut round = 0;
+        while state::pins(slot.state.load(Ordering::Acquire)) != 0 {
+            backoff(&mut round);
+        }
+        Some(self.vacate(slot, handle))
+    }
+
+    /// Takes the object out only if nobody holds a pin and `check` accepts the state word; else the
+    /// error from `check`, or `Error::Busy` while pins are held.
+    pub(super) fn remove_idle(
+        &self,
+        handle: *const c_void,
+        check: impl Fn(u64) -> Result<()>,
+    ) -> Result<Box<T>> {
+        let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
+        let mut state = slot.state.load(Ordering::Relaxed);
+        loop {
+            if !self.is_open(state, generation) {
+                return Err(Error::Invalid);
+            }
+            check(state)?;
+            if state::pins(state) != 0 {
+                return Err(Error::Busy);
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                state | CLOSING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(self.vacate(slot, handle)),
+                Err(current) => state = current,
+            }
+        }
+    }
+
+    /// Empties a slot the caller marked CLOSING with no pin left; the slot goes to the quarantine.
+    fn vacate(&self, slot: &Slot<T>, handle: *const c_void) -> Box<T> {
+        let object = slot.object.swap(ptr::null_mut(), Ordering::Relaxed);
+        let generation = state::generation(slot.state.load(Ordering::Relaxed));
+        slot.state
+            .store(state::with_generation(generation + 1), Ordering::Release);
+        let base = self.base.load(Ordering::Relaxed);
+        let offset = handle as usize - base - self.kind.slot_bytes();
+        let index = offset & (self.kind.slots() - 1);
+        if let Ok(mut free) = self.free.lock() {
+            free.recycled.push_back(index as u32);
+        }
+        // SAFETY: the pointer came from Box::into_raw in `insert_with`; CLOSING with no pins means
+        // nobody else can reach it any more.
+        unsafe { Box::from_raw(object) }
+    }
+}
+
+/// Reserves `bytes` of address space (no access, no commitment).
+fn reserve(bytes: usize) -> Result<*mut c_void> {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANON;
+    // SAFETY: a fresh anonymous mapping; the result is checked.
+    let address = unsafe { libc::mmap(ptr::null_mut(), bytes, libc::PROT_NONE, flags, -1, 0) };
+    if address == libc::MAP_FAILED {
+        Err(Error::NoMem)
+    } else {
+        Ok(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    const SMALL: Kind = Kind {
+        name: "test",
+        index_bits: 10,
+        generation_bits: 8,
+    };
+
+    #[test]
+    fn stale_and_foreign_handles_are_rejected() {
+        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        let a = TABLE.insert(Box::new(7)).unwrap();
+        assert_eq!(*TABLE.pin(a).unwrap(), 7);
+        assert_eq!(*TABLE.remove(a).unwrap(), 7);
+        assert!(TABLE.pin(a).is_none());
+        assert!(TABLE.remove(a).is_none(), "double removal is detected");
+        let b = TABLE.insert(Box::new(8)).unwrap();
+        assert_ne!(a, b);
+        assert!(TABLE.pin(ptr::null()).is_none());
+        assert!(TABLE.pin(8 as *const c_void).is_none());
+        let local = 5u64;
+        assert!(TABLE.pin(&local as *const u64 as *const c_void).is_none());
+        // Addresses inside the (readable) slot array are not handles either.
+        let slots = TABLE.base.load(Ordering::Relaxed) as *const c_void;
+        assert!(TABLE.pin(slots).is_none());
+        assert!(TABLE.remove(b).is_some());
+    }
+
+    #[test]
+    fn churning_one_handle_never_revalidates_a_stale_one() {
+        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        let first = TABLE.insert(Box::new(0)).unwrap();
+        TABLE.remove(first);
+        let detected_for = SMALL.quarantine() << SMALL.generation_bits;
+        for i in 0..detected_for as u32 {
+            let h = TABLE.insert(Box::new(i)).unwrap();
+            assert_ne!(h, first);
+            assert!(TABLE.pin(first).is_none());
+            TABLE.remove(h);
+        }
+    }
+
+    #[test]
+    fn flag_is_raised_once_and_cleared_on_reuse() {
+        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        let h = TABLE.insert(Box::new(1)).unwrap();
+        assert!(TABLE.raise_flag(h).unwrap().is_some(), "first raise pins");
+        assert!(
+            TABLE.raise_flag(h).unwrap().is_none(),
+            "second raise coalesces"
+        );
+        assert!(TABLE.flag_is_set(h));
+        assert!(TABLE.take_flag(h));
+        assert!(!TABLE.take_flag(h));
+        TABLE.raise_flag(h).unwrap();
+        TABLE.remove(h);
+        assert!(TABLE.raise_flag(h).is_err());
+        let again = TABLE.insert(Box::new(2)).unwrap();
+        assert!(!TABLE.flag_is_set(again));
+        TABLE.remove(again);
+    }
+
+    #[test]
+    fn removal_waits_for_pins_and_refuses_new_ones() {
+        static TABLE: HandleTable<Arc<AtomicBool>> = HandleTable::new(SMALL);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let h = TABLE.insert(Box::new(dropped.clone())).unwrap() as usize;
+        let pin = TABLE.pin(h as *const c_void).unwrap();
+        let remover = std::thread::spawn(move || TABLE.remove(h as *const c_void).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!remover.is_finished(), "removal waits for the pin");
+        assert!(
+            TABLE.pin(h as *const c_void).is_none(),
+            "closing: no new pins"
+        );
+        assert!(!pin.load(Ordering::Relaxed));
+        drop(pin);
+        assert!(remover.join().unwrap());
+        assert!(TABLE.remove_idle(h as *const c_void, |_| Ok(())).is_err());
+    }
+
+    #[test]
+    fn remove_idle_refuses_while_pinned() {
+        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        let h = TABLE.insert(Box::new(3)).unwrap();
+        let pin = TABLE.pin(h).unwrap();
+        assert_eq!(TABLE.remove_idle(h, |_| Ok(())).err(), Some(Error::Busy));
+        drop(pin);
+        assert_eq!(*TABLE.remove_idle(h, |_| Ok(())).unwrap(), 3);
+    }
+
+    #[test]
+    fn concurrent_pins_and_removals_never_see_freed_objects() {
+        static TABLE: HandleTable<Vec<u64>> = HandleTable::new(SMALL);
+        let rounds = if cfg!(miri) { 10 } else { 2000 };
+        for round in 0..rounds {
+            let h = TABLE.insert(Box::new(vec![round; 4])).unwrap() as usize;
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        for _ in 0..50 {
+                            if let Some(v) = TABLE.pin(h as *const c_void) {
+                                assert!(v.iter().all(|&x| x == round));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            assert_eq!(TABLE.remove(h as *const c_void).unwrap()[0], round);
+            for r in readers {
+                r.join().unwrap();
+            }
+        }
+    }
+}

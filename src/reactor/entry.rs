@@ -1,0 +1,116 @@
+//! A reactor handle: what the handle table holds, and the only ways to reach the owner-only part.
+//!
+//! The table holds a `ReactorEntry`: the `Sync` part other threads use (shared queue and waker, the
+//! thread pool, backend facts) and the owner-only `Reactor`, wrapped so that it can be reached only
+//! through an ownership claim (`Claimed`, see `crate::handles::owner`). Claims exclude each other
+//! across threads and exclude `reactor_free`, so the `Reactor`'s `Cell`s and `RefCell`s are only ever
+//! touched by one thread at a time, with acquire/release ordering at every hand-over.
+
+use super::shared::Shared;
+use super::{Options, Reactor};
+use crate::handles::{self, HandleTable, OwnerGuard, Pinned};
+use crate::status::{Error, Result};
+use crate::thread_id;
+use crate::threadpool::ReactorPool;
+use crate::types::reactor_t;
+use std::os::raw::c_int;
+use std::sync::Arc;
+
+/// The owner-only part of a reactor.
+struct OwnerOnly(Reactor);
+
+// SAFETY: the `Reactor` inside is reached only through `reactor(&Claimed)`, and a claim exists only
+// on the owner thread (outer and nested claims) while no other thread holds one: ownership changes
+// (adoption) and freeing require that nobody at all is inside a call, and each hand-over is an
+// acquire/release pair on the slot's state word. So the value is used by one thread at a time, like a
+// `Mutex`'s contents. Its thread-confined parts (`Rc`s of internal sources, `Cell`s) never leave it:
+// callbacks receive only the opaque handle, and the whole object moves between threads as one.
+unsafe impl Send for OwnerOnly {}
+// SAFETY: as above: shared references to `OwnerOnly` hand out nothing without a claim.
+unsafe impl Sync for OwnerOnly {}
+
+pub struct ReactorEntry {
+    pub shared: Arc<Shared>,
+    pub pool: Arc<ReactorPool>,
+    backend_name: &'static str,
+    backend_fd: c_int,
+    core: OwnerOnly,
+}
+
+impl ReactorEntry {
+    pub fn backend_name(&self) -> &'static str {
+        self.backend_name
+    }
+
+    pub fn backend_fd(&self) -> c_int {
+        self.backend_fd
+    }
+}
+
+pub static REACTORS: HandleTable<ReactorEntry> = HandleTable::new(handles::REACTOR);
+
+/// An ownership claim on a reactor (held by the calling thread, or by an outer frame on its stack).
+pub type Claimed<'a> = OwnerGuard<'a, ReactorEntry>;
+
+/// The owner-only part of a claimed reactor.
+pub fn reactor<'a>(claim: &'a Claimed<'_>) -> &'a Reactor {
+    &claim.core.0
+}
+
+/// Creates a reactor owned by the calling thread and returns its handle.
+pub fn create(options: Options) -> Result<*mut reactor_t> {
+    let reactor = Reactor::new(options)?;
+    let entry = ReactorEntry {
+        shared: reactor.shared.clone(),
+        pool: reactor.pool.clone(),
+        backend_name: reactor.backend_name(),
+        backend_fd: reactor.backend_fd(),
+        core: OwnerOnly(reactor),
+    };
+    let me = thread_id::current();
+    let handle = REACTORS.insert_owned(Box::new(entry), me)?;
+    let claim = REACTORS.claim(handle, me, false)?;
+    self::reactor(&claim).set_handle(handle.cast());
+    Ok(handle.cast())
+}
+
+/// Claims `r` for the calling thread (`adopt`: take it over if idle, for `reactor_run`).
+pub fn claim<'a>(r: *const reactor_t, adopt: bool) -> Result<Claimed<'a>> {
+    REACTORS.claim(r.cast(), thread_id::current(), adopt)
+}
+
+/// Pins `r` for a call from any thread.
+pub fn pin<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
+    REACTORS.pin_with(r.cast(), |_| Ok(()))
+}
+
+/// Pins `r` for a call that queues work for its thread: `Error::Closed` once a run ended with stop
+/// (the flag `close_to_other_threads` raises).
+pub fn pin_open<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
+    REACTORS.pin_with(r.cast(), |state| {
+        if state & handles::FLAG_BIT != 0 {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// From the owner, when a run ended with stop: refuse work from other threads from now on, and wait
+/// for the callers that got in before (so everything they queued is there to drain).
+pub fn close_to_other_threads(claim: &Claimed<'_>) {
+    REACTORS.raise_flag_and_drain(claim);
+}
+
+/// True if the calling thread owns `r`.
+pub fn is_owner(r: *const reactor_t) -> bool {
+    REACTORS.is_owned_by(r.cast(), thread_id::current())
+}
+
+/// `reactor_free`: succeeds only when nobody is inside any call on the reactor (else `Error::Busy`).
+/// The handle is invalid from here on; the reactor's teardown (releases) runs on this thread.
+pub fn free(r: *mut reactor_t) -> Result<()> {
+    let entry = REACTORS.remove_unclaimed(r.cast())?;
+    drop(entry);
+    Ok(())
+}

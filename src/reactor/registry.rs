@@ -1,0 +1,331 @@
+//! The registry of event sources: a slab indexed by `Token` (index + generation), and an index by fd.
+//!
+//! A source is either a host's fd callbacks (`reactor_add_reader`/`_writer`, see `host_fds.rs`) or an
+//! internal source of the library (a listening socket, a transport, a pidfd...; see `Source`). The
+//! backend reports `(token, readiness)`; `Reactor::dispatch_event` finds the source and calls its
+//! handler. An event whose token's generation no longer matches (the source was removed, maybe
+//! replaced on a reused fd number) is dropped. Internal fds are never visible to the host fd API.
+
+use super::Reactor;
+use super::host_fds::HostFd;
+use crate::backend::{Interest, PollEvent, Token};
+use crate::status::{Error, Result};
+use std::os::raw::c_int;
+use std::rc::Rc;
+
+/// An event source implemented by the library. It runs on the reactor thread only.
+pub trait Source {
+    /// The backend reported readiness for this source's token.
+    fn ready(self: Rc<Self>, reactor: &Reactor, event: PollEvent);
+
+    /// The reactor's own DURING-shutdown step (before the host's DURING triggers): close down.
+    fn shutdown(self: Rc<Self>, reactor: &Reactor) {
+        let _ = reactor;
+    }
+}
+
+pub enum Handler {
+    Host(HostFd),
+    Internal(Rc<dyn Source>),
+}
+
+struct Entry {
+    generation: u32,
+    fd: c_int,
+    interest: Interest,
+    handler: Option<Handler>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    /// Indexed by fd number: the source registered on that fd.
+    by_fd: Vec<Option<Token>>,
+    host_count: usize,
+}
+
+/// Index u32::MAX is never allocated: backends may use an all-ones token for their own fds.
+const MAX_ENTRIES: usize = u32::MAX as usize;
+
+impl Registry {
+    /// Host fds registered (for statistics).
+    pub fn host_len(&self) -> usize {
+        self.host_count
+    }
+
+    pub fn token_for_fd(&self, fd: c_int) -> Option<Token> {
+        self.by_fd.get(usize::try_from(fd).ok()?).copied().flatten()
+    }
+
+    /// Adds a source on `fd` (the caller registers it with the backend). On error the handler is
+    /// handed back (host data in it is not ours to release).
+    pub fn insert(
+        &mut self,
+        fd: c_int,
+        interest: Interest,
+        handler: Handler,
+    ) -> std::result::Result<Token, (Error, Handler)> {
+        let Ok(fd_index) = usize::try_from(fd) else {
+            return Err((Error::Invalid, handler));
+        };
+        if self.token_for_fd(fd).is_some() {
+            return Err((Error::Busy, handler));
+        }
+        let index = match self.free.pop() {
+            Some(index) => index as usize,
+            None if self.entries.len() < MAX_ENTRIES => {
+                self.entries.push(Entry {
+                    generation: 0,
+                    fd: -1,
+                    interest: Interest::default(),
+                    handler: None,
+                });
+                self.entries.len() - 1
+            }
+            None => return Err((Error::NoMem, handler)),
+        };
+        if matches!(handler, Handler::Host(_)) {
+            self.host_count += 1;
+        }
+        let entry = &mut self.entries[index];
+        entry.fd = fd;
+        entry.interest = interest;
+        entry.handler = Some(handler);
+        if self.by_fd.len() <= fd_index {
+            self.by_fd.resize(fd_index + 1, None);
+        }
+        let token = Token::new(index as u32, entry.generation);
+        self.by_fd[fd_index] = Some(token);
+        Ok(token)
+    }
+
+    fn entry(&self, token: Token) -> Option<&Entry> {
+        self.entries
+            .get(token.index() as usize)
+            .filter(|e| e.generation == token.generation() && e.handler.is_some())
+    }
+
+    fn entry_mut(&mut self, token: Token) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(token.index() as usize)
+            .filter(|e| e.generation == token.generation() && e.handler.is_some())
+    }
+
+    pub fn fd(&self, token: Token) -> Option<c_int> {
+        self.entry(token).map(|e| e.fd)
+    }
+
+    pub fn interest(&self, token: Token) -> Option<Interest> {
+        self.entry(token).map(|e| e.interest)
+    }
+
+    pub fn set_interest(&mut self, token: Token, interest: Interest) {
+        if let Some(entry) = self.entry_mut(token) {
+            entry.interest = interest;
+        }
+    }
+
+    pub fn handler(&self, token: Token) -> Option<&Handler> {
+        self.entry(token)?.handler.as_ref()
+    }
+
+    pub fn handler_mut(&mut self, token: Token) -> Option<&mut Handler> {
+        self.entry_mut(token)?.handler.as_mut()
+    }
+
+    /// Removes a source; its token (and every event carrying it) becomes stale.
+    pub fn remove(&mut self, token: Token) -> Option<(c_int, Handler)> {
+        let entry = self.entry_mut(token)?;
+        let handler = entry.handler.take()?;
+        let fd = entry.fd;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.fd = -1;
+        if matches!(handler, Handler::Host(_)) {
+            self.host_count -= 1;
+        }
+        if let Some(slot) = self.by_fd.get_mut(fd as usize) {
+            if *slot == Some(token) {
+                *slot = None;
+            }
+        }
+        self.free.push(token.index());
+        Some((fd, handler))
+    }
+
+    /// Tokens of host sources, by ascending fd.
+    pub fn host_tokens(&self) -> Vec<Token> {
+        self.tokens(|h| matches!(h, Handler::Host(_)))
+    }
+
+    /// Tokens of internal sources, by ascending fd.
+    pub fn internal_tokens(&self) -> Vec<Token> {
+        self.tokens(|h| matches!(h, Handler::Internal(_)))
+    }
+
+    fn tokens(&self, wanted: impl Fn(&Handler) -> bool) -> Vec<Token> {
+        self.by_fd
+            .iter()
+            .flatten()
+            .filter(|t| self.handler(**t).is_some_and(&wanted))
+            .copied()
+            .collect()
+    }
+}
+
+impl Reactor {
+    /// Registers an internal source on `fd` (an fd of the library's own). A host registration still
+    /// held on that fd number belongs to a file that was closed behind its back: it is dropped (and
+    /// released) first.
+    pub fn register_source(
+        &self,
+        fd: c_int,
+        interest: Interest,
+        source: Rc<dyn Source>,
+    ) -> Result<Token> {
+        if let Some(stale) = self.sources.borrow().token_for_fd(fd) {
+            self.drop_source(stale);
+        }
+        let token = self
+            .sources
+            .borrow_mut()
+            .insert(fd, interest, Handler::Internal(source))
+            .map_err(|(e, _)| e)?;
+        super::stats::bump(&self.stats.backend_ctl_calls);
+        let added = self.backend.borrow_mut().add(fd, token, interest);
+        if let Err(e) = added {
+            self.sources.borrow_mut().remove(token);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// Changes what an internal source wants to hear about.
+    pub fn modify_source(&self, token: Token, interest: Interest) -> Result<()> {
+        let fd = self.sources.borrow().fd(token).ok_or(Error::NotFound)?;
+        super::stats::bump(&self.stats.backend_ctl_calls);
+        self.backend
+            .borrow_mut()
+            .modify(fd, token, interest)
+            .map_err(|e| match e {
+                crate::backend::ModifyError::Stale => Error::Os(libc::EBADF),
+                crate::backend::ModifyError::Other(e) => e,
+            })?;
+        self.sources.borrow_mut().set_interest(token, interest);
+        Ok(())
+    }
+
+    /// Removes a source (before its fd is closed). The handler is dropped after the registry borrow
+    /// ends; host data goes through `retire`.
+    pub fn deregister_source(&self, token: Token) -> Result<()> {
+        if self.sources.borrow().fd(token).is_none() {
+            return Err(Error::NotFound);
+        }
+        self.drop_source(token);
+        Ok(())
+    }
+
+    pub(super) fn drop_source(&self, token: Token) {
+        let removed = self.sources.borrow_mut().remove(token);
+        let Some((fd, handler)) = removed else {
+            return;
+        };
+        super::stats::bump(&self.stats.backend_ctl_calls);
+        // The fd may already be closed; nothing to undo then.
+        let _ = self.backend.borrow_mut().remove(fd);
+        self.retire_handler(handler);
+    }
+
+    fn retire_handler(&self, handler: Handler) {
+        match handler {
+            Handler::Host(host) => host.retire_into(self),
+            Handler::Internal(source) => drop(source),
+        }
+    }
+
+    /// Dispatches one collected event to its source, if the source is still the one it was for.
+    pub(super) fn dispatch_event(&self, event: PollEvent) {
+        let internal = match self.sources.borrow().handler(event.token) {
+            None => return, // stale: removed or replaced since the poll
+            Some(Handler::Host(_)) => None,
+            Some(Handler::Internal(source)) => Some(source.clone()),
+        };
+        match internal {
+            Some(source) => source.ready(self, event),
+            None => self.dispatch_host_event(event),
+        }
+    }
+
+    /// The reactor's own DURING-shutdown step for sources: host fds get `REACTOR_SHUTDOWN` and are
+    /// removed; internal sources close down.
+    pub(super) fn shutdown_sources(&self) {
+        self.shutdown_host_fds();
+        let internal = self.sources.borrow().internal_tokens();
+        for token in internal {
+            let source = match self.sources.borrow().handler(token) {
+                Some(Handler::Internal(source)) => source.clone(),
+                _ => continue,
+            };
+            source.shutdown(self);
+        }
+    }
+
+    /// Every source, for teardown (`reactor_free`): removed from the backend, handlers returned.
+    pub(super) fn take_all_sources(&self) -> Vec<Handler> {
+        let tokens: Vec<Token> = {
+            let sources = self.sources.borrow();
+            let mut all = sources.host_tokens();
+            all.extend(sources.internal_tokens());
+            all
+        };
+        let mut handlers = Vec::new();
+        for token in tokens {
+            if let Some((fd, handler)) = self.sources.borrow_mut().remove(token) {
+                let _ = self.backend.borrow_mut().remove(fd);
+                handlers.push(handler);
+            }
+        }
+        handlers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Handler {
+        Handler::Host(HostFd::default())
+    }
+
+    #[test]
+    fn tokens_go_stale_when_removed_and_slots_are_reused() {
+        let mut registry = Registry::default();
+        let a = registry.insert(5, Interest::READ, host()).ok().unwrap();
+        assert_eq!(registry.token_for_fd(5), Some(a));
+        assert_eq!(
+            registry
+                .insert(5, Interest::READ, host())
+                .err()
+                .map(|e| e.0),
+            Some(Error::Busy)
+        );
+        assert_eq!(registry.host_len(), 1);
+        let (fd, _) = registry.remove(a).unwrap();
+        assert_eq!(fd, 5);
+        assert!(registry.handler(a).is_none(), "stale token");
+        assert!(registry.remove(a).is_none());
+        let b = registry.insert(5, Interest::WRITE, host()).ok().unwrap();
+        assert_eq!(a.index(), b.index(), "slot reused");
+        assert_ne!(a, b, "with a new generation");
+        assert_eq!(registry.interest(b), Some(Interest::WRITE));
+        assert_eq!(registry.host_tokens(), vec![b]);
+        assert!(registry.internal_tokens().is_empty());
+        assert_eq!(
+            registry
+                .insert(-1, Interest::READ, host())
+                .err()
+                .map(|e| e.0),
+            Some(Error::Invalid)
+        );
+    }
+}
