@@ -23,7 +23,7 @@ mod time;
 use crate::reactor::entry::{self, Claimed};
 use crate::reactor::{FaultPoint, Reactor, ReactorEntry};
 use crate::status::{Error, Result, to_status};
-use crate::types::reactor_t;
+use crate::types::{REACTOR_LOG_ERROR, reactor_t};
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -48,8 +48,17 @@ fn claimed<T>(claim: &Claimed<'_>, body: impl FnOnce(&Claimed<'_>) -> Result<T>)
         entry::reactor(claim).fault(FaultPoint::InCall);
         body(claim)
     }));
-    outcome.unwrap_or_else(|_| {
+    outcome.unwrap_or_else(|panic| {
         claim.shared.poison();
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        entry::reactor(claim).log(
+            REACTOR_LOG_ERROR,
+            &format!("internal error, the reactor is poisoned: {what}"),
+        );
         Err(Error::Internal)
     })
 }

@@ -129,18 +129,15 @@ pub extern "C" fn reactor_remote_call(
     guarded(|| {
         let func = cb.ok_or(Error::Invalid)?;
         let remote = REMOTES.pin(h.cast()).ok_or(Error::Invalid)?;
-        if remote.shared.is_poisoned() {
-            return Err(Error::Internal);
-        }
         remote
             .shared
             .push_remote_call(Callback {
                 func,
                 data: UserData::new(ud, release),
             })
-            .map_err(|refused| {
+            .map_err(|(error, refused)| {
                 refused.data.into_raw();
-                Error::Closed
+                error
             })
     })
 }

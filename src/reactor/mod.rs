@@ -121,6 +121,9 @@ impl Drop for DriveGuard<'_> {
     fn drop(&mut self) {
         let reactor = self.reactor;
         reactor.shared.handshake().set_awake(false);
+        if reactor.state.get().is_run() {
+            reactor.unwatch_stop_signals();
+        }
         reactor.state.set(reactor.state.get().after_run());
     }
 }
@@ -278,7 +281,6 @@ impl Reactor {
         while result.is_ok() && !self.should_leave_loop() {
             result = self.pass(-1);
         }
-        self.unwatch_stop_signals();
         if self.state.get().after_run() == LoopState::Finished {
             close_to_others();
             self.shared.close_remote_gate(false);

@@ -114,15 +114,21 @@ impl Shared {
         self.wake();
     }
 
-    /// `reactor_remote_call`: refused (the call handed back) once a run ended with stop or the
-    /// reactor was freed; atomically with respect to both.
-    pub fn push_remote_call(&self, call: Callback) -> std::result::Result<(), Callback> {
-        if self.remote_gate.enter().is_err() {
-            return Err(call);
+    /// `reactor_remote_call`: refused (the call handed back) with `Error::Closed` once a run ended
+    /// with stop or the reactor was freed, atomically with respect to both; with `Error::Internal` if
+    /// the reactor is poisoned.
+    pub fn push_remote_call(&self, call: Callback) -> std::result::Result<(), (Error, Callback)> {
+        if let Err(e) = self.remote_gate.enter() {
+            return Err((e, call));
         }
-        self.push_call(ThreadCall::Host(call));
+        let result = if self.is_poisoned() {
+            Err((Error::Internal, call))
+        } else {
+            self.push_call(ThreadCall::Host(call));
+            Ok(())
+        };
         self.remote_gate.leave();
-        Ok(())
+        result
     }
 
     /// Closes the remote gate: the run ended with stop (`freed` false) or the reactor is freed.

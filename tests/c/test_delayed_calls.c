@@ -15,7 +15,8 @@
  *     a delay-0 call scheduled by a call that advance ran waits for a later pass,
  *     non-manual reactor -> UNSUPPORTED; reactor_seconds starts at 0 and follows advance;
  *   - handle release from another thread works, the call still runs; release twice harmless;
- *   - handle whose reactor was freed: cancel/reset/delay -> CLOSED, active 0, get_time keeps
+ *   - handle whose reactor was freed: cancel/reset/delay of a call still pending then -> CLOSED, of
+ *     one that ran -> ALREADY_CALLED, of a cancelled one -> ALREADY_CANCELLED; active 0, get_time keeps
  *     the last scheduled time, release works; the call's ud is released by reactor_free;
  *   - real clock: reactor_seconds is CLOCK_MONOTONIC, get_time = seconds + delay.
  */
@@ -242,6 +243,28 @@ static void test_after_free(void) {
   CHECK_NEAR(reactor_delayed_call_get_time(d.h), 7.0, EPS);
   reactor_delayed_call_release(d.h);
   CHECK_EQ(atomic_load(&d.releases), 1);
+
+  SECTION("after reactor_free a handle reports what happened: ALREADY_CALLED / ALREADY_CANCELLED");
+  r = tu_new_manual_reactor();
+  static dc_t called = {NULL, 0, 0}, cancelled = {NULL, 0, 0};
+  CHECK_OK(reactor_call_later(r, 1.0, dc_cb, &called, dc_release, &called.h));
+  CHECK_OK(reactor_call_later(r, 1.0, dc_cb, &cancelled, dc_release, &cancelled.h));
+  CHECK_OK(reactor_delayed_call_cancel(cancelled.h));
+  CHECK_OK(reactor_clock_advance(r, 2.0));
+  CHECK_EQ(atomic_load(&called.ran), 1);
+  CHECK_OK(reactor_free(r));
+  CHECK_RC(reactor_delayed_call_cancel(called.h), REACTOR_E_ALREADY_CALLED);
+  CHECK_RC(reactor_delayed_call_reset(called.h, 1.0), REACTOR_E_ALREADY_CALLED);
+  CHECK_RC(reactor_delayed_call_delay(called.h, 1.0), REACTOR_E_ALREADY_CALLED);
+  CHECK_RC(reactor_delayed_call_cancel(cancelled.h), REACTOR_E_ALREADY_CANCELLED);
+  CHECK_RC(reactor_delayed_call_reset(cancelled.h, 1.0), REACTOR_E_ALREADY_CANCELLED);
+  CHECK_RC(reactor_delayed_call_delay(cancelled.h, 1.0), REACTOR_E_ALREADY_CANCELLED);
+  CHECK_EQ(reactor_delayed_call_active(called.h), 0);
+  CHECK_EQ(reactor_delayed_call_active(cancelled.h), 0);
+  CHECK_EQ(atomic_load(&called.releases), 1);
+  CHECK_EQ(atomic_load(&cancelled.releases), 1);
+  reactor_delayed_call_release(called.h);
+  reactor_delayed_call_release(cancelled.h);
 }
 
 static void test_real_clock(void) {

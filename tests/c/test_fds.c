@@ -11,6 +11,7 @@
  *     NULL callback -> INVALID; failed adds never call release;
  *   - add_reader/add_writer on a closed fd (and a huge unused number) -> an error status;
  *   - remove_all returns exactly the user fds (each once; no internal waker/async fds),
+ *   - the reactor's own fds (poller, waker) are refused by add_reader/add_writer (INVALID),
  *     releases every registration, calls no callback, leaves the lists empty;
  *   - HANGUP bit is reported to the reader when the write end of a pipe is closed.
  */
@@ -264,6 +265,40 @@ static void test_hangup(reactor_t *r) {
   close(p[0]);
 }
 
+static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+static void test_internal_fds_refused(void) {
+  SECTION("the reactor's own fds (poller, waker) are refused and never listed");
+  enum { SCAN = 1024 };
+  static unsigned char before[SCAN];
+  for (int fd = 0; fd < SCAN; fd++) before[fd] = (unsigned char)fd_is_open(fd);
+  reactor_t *r = tu_new_reactor();
+  int internal = 0;
+  static fdrec_t rec;
+  fresh(&rec, "internal");
+  for (int fd = 0; fd < SCAN; fd++) {
+    if (before[fd] || !fd_is_open(fd)) continue;
+    internal++;
+    CHECK_RC(reactor_add_reader(r, fd, fd_cb, &rec, fd_release), REACTOR_E_INVALID);
+    CHECK_RC(reactor_add_writer(r, fd, fd_cb, &rec, fd_release), REACTOR_E_INVALID);
+    CHECK_RC(reactor_remove_reader(r, fd), REACTOR_E_NOT_FOUND);
+  }
+  printf("   %d internal fds\n", internal);
+  CHECK(internal >= 1); /* at least the waker (and the epoll fd on epoll) */
+  CHECK_EQ(rec.releases, 0); /* refused registrations are not ours to release */
+  int fds[4];
+  CHECK_EQ(list_readers(r, fds, 4), 0);
+  size_t n = 99;
+  CHECK_OK(reactor_remove_all(r, fds, 4, &n));
+  CHECK_EQ(n, 0);
+  /* the waker still works after all that */
+  atomic_int ran = 0;
+  CHECK_OK(reactor_call_from_thread(r, tu_count_cb, &ran, NULL));
+  CHECK_OK(reactor_iterate(r, 1.0));
+  CHECK_EQ(atomic_load(&ran), 1);
+  CHECK_OK(reactor_free(r));
+}
+
 int main(void) {
   tu_watchdog(30);
   reactor_t *r = tu_new_reactor();
@@ -274,5 +309,6 @@ int main(void) {
   test_remove_all(r);
   test_hangup(r);
   CHECK_OK(reactor_free(r));
+  test_internal_fds_refused();
   return tu_finish(PROG);
 }

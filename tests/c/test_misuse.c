@@ -9,7 +9,8 @@
  *   - bad phase values -> INVALID; NULL event name -> INVALID;
  *   - reactor_strerror never returns NULL (known codes, 12345, -12345, INT_MIN, OS codes),
  *     known codes have non-empty texts;
- *   - status codes are distinct negatives; REACTOR_E_OS(e) / reactor_status_errno round-trip,
+ *   - status codes are distinct negatives; REACTOR_E_OS(e) / reactor_status_from_errno(e) /
+ *     reactor_status_errno round-trip,
  *     and reactor_status_errno of non-OS statuses is 0.
  */
 #include <limits.h>
@@ -186,6 +187,7 @@ static void strerror_and_codes(void) {
     int s = REACTOR_E_OS(errnos[i]);
     CHECK(s < 0);
     CHECK_EQ(reactor_status_errno(s), errnos[i]);
+    CHECK_EQ(reactor_status_from_errno(errnos[i]), s); /* the macro's function form */
     CHECK(reactor_strerror(s) != NULL);
     for (size_t j = 0; j < N; j++) CHECK(s != codes[j]);
   }
@@ -193,6 +195,10 @@ static void strerror_and_codes(void) {
   printf("   strerror(REACTOR_E_OS(EBADF)) = \"%s\"\n", tu_status(REACTOR_E_OS(EBADF)));
   CHECK_EQ(reactor_status_errno(REACTOR_OK), 0);
   CHECK_EQ(reactor_status_errno(12345), 0);
+  /* out-of-range errno values map to EIO rather than an ambiguous code */
+  CHECK_EQ(reactor_status_from_errno(0), REACTOR_E_OS(EIO));
+  CHECK_EQ(reactor_status_from_errno(-5), REACTOR_E_OS(EIO));
+  CHECK_EQ(reactor_status_from_errno(100000), REACTOR_E_OS(EIO));
 }
 
 int main(void) {

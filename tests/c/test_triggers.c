@@ -79,6 +79,8 @@ static void test_fire_and_one_shot(reactor_t *r) {
   for (size_t i = 0; i < 5; i++) {
     CHECK_EQ(all[i]->ran, 1);
     CHECK_EQ(all[i]->seen_id, all[i]->id);
+    /* one-shot: released right after its phase ran, so before fire returns (API.md §7) */
+    CHECK_EQ(all[i]->releases, 1);
   }
 
   /* one-shot: firing again runs nothing, then only what was added since */
@@ -460,6 +462,31 @@ static void test_held_startup_shutdown(void) {
   CHECK_OK(reactor_free(r));
 }
 
+/* ---- releases are not deferred to the end of an enclosing callback ------- */
+
+static trig_t in_cb_before = {"icb", 0, 0, 0, 0, 0}, in_cb_after = {"ica", 0, 0, 0, 0, 0};
+static int fired_in_cb;
+
+static void fire_from_callback(reactor_t *r, void *ud) {
+  (void)ud;
+  add(r, REACTOR_PHASE_BEFORE, "in-cb", &in_cb_before);
+  add(r, REACTOR_PHASE_AFTER, "in-cb", &in_cb_after);
+  CHECK_OK(reactor_fire_system_event(r, "in-cb"));
+  /* still inside this timer callback: the triggers ran and were released already */
+  CHECK_EQ(in_cb_before.ran, 1);
+  CHECK_EQ(in_cb_after.ran, 1);
+  CHECK_EQ(in_cb_before.releases, 1);
+  CHECK_EQ(in_cb_after.releases, 1);
+  fired_in_cb = 1;
+}
+
+static void test_release_inside_callback(reactor_t *r) {
+  SECTION("fired from inside a callback: releases run before fire returns");
+  CHECK_OK(reactor_call_later(r, 0.0, fire_from_callback, NULL, NULL, NULL));
+  CHECK_OK(reactor_iterate(r, 0.0));
+  CHECK_EQ(fired_in_cb, 1);
+}
+
 int main(void) {
   tu_watchdog(30);
   reactor_t *r = tu_new_reactor();
@@ -471,6 +498,7 @@ int main(void) {
   test_held_custom(r);
   test_self_complete(r);
   test_join_current_firing(r);
+  test_release_inside_callback(r);
   CHECK_OK(reactor_free(r));
   test_held_startup_shutdown();
   test_fire_builtin_by_hand();
