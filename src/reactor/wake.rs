@@ -80,7 +80,8 @@ mod loom_model {
 
     impl Model {
         fn produce(&self) {
-            self.queued.fetch_add(1, Ordering::SeqCst);
+            // As weak as the real queue's push (a release store); the handshake's fences do the rest.
+            self.queued.fetch_add(1, Ordering::Release);
             if self.handshake.needs_wake() {
                 self.waker_tokens.fetch_add(1, Ordering::SeqCst);
             }
@@ -90,9 +91,9 @@ mod loom_model {
         fn pass(&self, processed: &mut usize) -> bool {
             self.handshake.set_awake(true);
             self.handshake.begin_pass();
-            *processed += self.queued.swap(0, Ordering::SeqCst);
+            *processed += self.queued.swap(0, Ordering::Acquire);
             self.handshake.prepare_to_block();
-            if self.queued.load(Ordering::SeqCst) != 0 {
+            if self.queued.load(Ordering::Relaxed) != 0 {
                 return false;
             }
             // Blocking: the poll returns at once if a wake-up token is there (and consumes it).
