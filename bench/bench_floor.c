@@ -119,6 +119,16 @@ static void wake(void) {
   if (write(efd, &one, 8) != 8) die("write eventfd", errno);
 }
 
+/* The floor's coalescing async send, what uv_async_send and ev_async_send do inside: write the
+ * eventfd only when no wake-up is pending.  The loop clears the flag before it looks at its work,
+ * so a send that finds the flag set is covered by the wake-up still to be handled. */
+static atomic_int wake_pending;
+
+static void async_wake(void) {
+  if (atomic_load_explicit(&wake_pending, memory_order_relaxed)) return;
+  if (atomic_exchange(&wake_pending, 1) == 0) wake();
+}
+
 static void flood_fn(void *arg) {
   if (flood_seen(arg)) stop_flag = 1;
 }
@@ -134,7 +144,21 @@ static int send_paced(void *arg) {
   return 0;
 }
 
-static int run_q(void *(*producer)(void *)) {
+static void drain_calls(void) { mq_drain(&q); } /* flood_fn / paced_fn set stop_flag */
+
+/* callthread_closure: the closure is the queue node and, like the peers, every call sends; the
+ * send is async_wake, so the eventfd is written only when no wake-up is pending */
+static int send_closure(closure_t *c) {
+  mq_push_link(&q, &c->link);
+  async_wake();
+  return 0;
+}
+static void drain_closures(void) {
+  atomic_store(&wake_pending, 0);
+  if (cq_drain(&q)) stop_flag = 1;
+}
+
+static int run_q(void *(*producer)(void *), void (*drain)(void)) {
   epfd = epoll_create1(EPOLL_CLOEXEC);
   efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   ep_add(efd, 0);
@@ -146,22 +170,21 @@ static int run_q(void *(*producer)(void *)) {
     if (n > 0) {
       uint64_t v;
       if (read(efd, &v, 8) < 0 && errno != EAGAIN) die("read eventfd", errno);
-      mq_drain(&q);
+      drain();
     }
   }
   pthread_join(t, NULL);
   return 0;
 }
-static int run_callthread(void) { return run_q(flood_producer); }
-static int run_callthread_paced(void) { return run_q(paced_producer); }
+static int run_callthread(void) { return run_q(flood_producer, drain_calls); }
+static int run_callthread_paced(void) { return run_q(paced_producer, drain_calls); }
+static int run_callthread_closure(void) { return run_q(closure_flood_producer, drain_closures); }
+static int run_callthread_closure_paced(void) { return run_q(closure_paced_producer, drain_closures); }
 
 /* ---------------------------------------------------------------- async: pending flag + eventfd */
 
-static atomic_int as_pending;
-
 static int send_async(void) {
-  if (atomic_load_explicit(&as_pending, memory_order_relaxed)) return 0;
-  if (atomic_exchange(&as_pending, 1) == 0) wake();
+  async_wake();
   return 0;
 }
 
@@ -176,7 +199,7 @@ static int run_async(void) {
     if (n > 0) {
       uint64_t v;
       if (read(efd, &v, 8) < 0 && errno != EAGAIN) die("read eventfd", errno);
-      atomic_store(&as_pending, 0);
+      atomic_store(&wake_pending, 0);
       if (async_seen()) stop_flag = 1;
     }
   }

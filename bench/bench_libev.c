@@ -52,6 +52,8 @@ static int run_fanout(void) {
 }
 
 /* ---------------------------------------------------------------- callthread (ev_async + mutex queue) */
+/* callthread: wake only when the push found the queue empty; callthread_closure: the closure is
+ * the queue node and every call sends (ev_async_send coalesces pending sends itself) */
 
 static ev_async q_async;
 static mqueue_t q;
@@ -78,10 +80,21 @@ static int send_paced(void *arg) {
   return 0;
 }
 
-static int run_q(void *(*producer)(void *)) {
+static void on_closures(struct ev_loop *l, ev_async *w, int revents) {
+  (void)w;
+  (void)revents;
+  if (cq_drain(&q)) ev_break(l, EVBREAK_ALL);
+}
+static int send_closure(closure_t *c) {
+  mq_push_link(&q, &c->link);
+  ev_async_send(loop, &q_async);
+  return 0;
+}
+
+static int run_q(void *(*producer)(void *), void (*on_wake)(struct ev_loop *, ev_async *, int)) {
   loop = ev_default_loop(EVBACKEND_EPOLL);
   mq_init(&q);
-  ev_async_init(&q_async, on_q_async);
+  ev_async_init(&q_async, on_wake);
   ev_async_start(loop, &q_async);
   pthread_t t = start_thread(producer);
   ev_run(loop, 0);
@@ -89,8 +102,10 @@ static int run_q(void *(*producer)(void *)) {
   ev_async_stop(loop, &q_async);
   return 0;
 }
-static int run_callthread(void) { return run_q(flood_producer); }
-static int run_callthread_paced(void) { return run_q(paced_producer); }
+static int run_callthread(void) { return run_q(flood_producer, on_q_async); }
+static int run_callthread_paced(void) { return run_q(paced_producer, on_q_async); }
+static int run_callthread_closure(void) { return run_q(closure_flood_producer, on_closures); }
+static int run_callthread_closure_paced(void) { return run_q(closure_paced_producer, on_closures); }
 
 /* ---------------------------------------------------------------- async */
 

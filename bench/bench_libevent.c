@@ -61,6 +61,8 @@ static int run_fanout(void) {
 }
 
 /* ---------------------------------------------------------------- callthread (event_active + mutex queue) */
+/* callthread: wake only when the push found the queue empty; callthread_closure: the closure is
+ * the queue node and every call activates the event (a no-op while it is still active) */
 
 static struct event *q_ev;
 static mqueue_t q;
@@ -87,18 +89,32 @@ static int send_paced(void *arg) {
   return 0;
 }
 
-static int run_q(void *(*producer)(void *)) {
+static void on_closures(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  if (cq_drain(&q)) event_base_loopbreak(base);
+}
+static int send_closure(closure_t *c) {
+  mq_push_link(&q, &c->link);
+  event_active(q_ev, EV_READ, 0);
+  return 0;
+}
+
+static int run_q(void *(*producer)(void *), event_callback_fn on_wake) {
   CHECK(evthread_use_pthreads());
   base = new_base();
   mq_init(&q);
-  q_ev = event_new(base, -1, 0, on_q, NULL);
+  q_ev = event_new(base, -1, 0, on_wake, NULL);
   pthread_t t = start_thread(producer);
   event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
   pthread_join(t, NULL);
   return 0;
 }
-static int run_callthread(void) { return run_q(flood_producer); }
-static int run_callthread_paced(void) { return run_q(paced_producer); }
+static int run_callthread(void) { return run_q(flood_producer, on_q); }
+static int run_callthread_paced(void) { return run_q(paced_producer, on_q); }
+static int run_callthread_closure(void) { return run_q(closure_flood_producer, on_closures); }
+static int run_callthread_closure_paced(void) { return run_q(closure_paced_producer, on_closures); }
 
 /* ---------------------------------------------------------------- async */
 

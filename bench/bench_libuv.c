@@ -51,6 +51,8 @@ static int run_fanout(void) {
 }
 
 /* ---------------------------------------------------------------- callthread (uv_async + mutex queue) */
+/* callthread: wake only when the push found the queue empty; callthread_closure: the closure is
+ * the queue node and every call sends (uv_async_send coalesces pending sends itself) */
 
 static uv_async_t q_async;
 static mqueue_t q;
@@ -69,10 +71,18 @@ static void paced_fn(void *arg) {
 static int send_flood(void *arg) { return mq_push(&q, flood_fn, arg) ? uv_async_send(&q_async) : 0; }
 static int send_paced(void *arg) { return mq_push(&q, paced_fn, arg) ? uv_async_send(&q_async) : 0; }
 
-static int run_q(void *(*producer)(void *)) {
+static void on_closures(uv_async_t *a) {
+  if (cq_drain(&q)) uv_stop(a->loop);
+}
+static int send_closure(closure_t *c) {
+  mq_push_link(&q, &c->link);
+  return uv_async_send(&q_async);
+}
+
+static int run_q(void *(*producer)(void *), uv_async_cb on_wake) {
   loop = uv_default_loop();
   mq_init(&q);
-  CHECK(uv_async_init(loop, &q_async, on_q_async));
+  CHECK(uv_async_init(loop, &q_async, on_wake));
   pthread_t t = start_thread(producer);
   uv_run(loop, UV_RUN_DEFAULT);
   pthread_join(t, NULL);
@@ -80,8 +90,10 @@ static int run_q(void *(*producer)(void *)) {
   uv_run(loop, UV_RUN_DEFAULT);
   return 0;
 }
-static int run_callthread(void) { return run_q(flood_producer); }
-static int run_callthread_paced(void) { return run_q(paced_producer); }
+static int run_callthread(void) { return run_q(flood_producer, on_q_async); }
+static int run_callthread_paced(void) { return run_q(paced_producer, on_q_async); }
+static int run_callthread_closure(void) { return run_q(closure_flood_producer, on_closures); }
+static int run_callthread_closure_paced(void) { return run_q(closure_paced_producer, on_closures); }
 
 /* ---------------------------------------------------------------- async */
 

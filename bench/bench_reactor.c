@@ -104,6 +104,22 @@ static int run_ct(void *(*producer)(void *)) {
 static int run_callthread(void) { return run_ct(flood_producer); }
 static int run_callthread_paced(void) { return run_ct(paced_producer); }
 
+/* ---------------------------------------------------------------- callthread_closure */
+/* one reactor_call_from_thread per call with the malloc'd closure as user data; the callback runs
+ * it and the closure frees itself (no release function: the callback owns it) */
+
+static void closure_cb(reactor_t *rr, void *ud) {
+  closure_t *c = ud;
+  if (c->fn(c)) reactor_stop(rr); /* c is freed by now */
+}
+static int send_closure(closure_t *c) {
+  int st = reactor_call_from_thread(r, closure_cb, c, NULL);
+  if (st != REACTOR_OK) free(c); /* not queued: still ours */
+  return st;
+}
+static int run_callthread_closure(void) { return run_ct(closure_flood_producer); }
+static int run_callthread_closure_paced(void) { return run_ct(closure_paced_producer); }
+
 /* ---------------------------------------------------------------- async */
 
 static reactor_async_t *as_handle;

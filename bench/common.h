@@ -3,7 +3,8 @@
  * Every program is invoked as   bench_<lib> <shape> [key=value ...]
  * and prints machine-readable lines
  *   RESULT shape=<shape> lib=<lib> metric=<metric> value=<number> unit=<unit>
- * which bench/run.py parses.  Shapes: timers, fanout, callthread, callthread_paced, async.
+ * which bench/run.py parses.  Shapes: timers, fanout, callthread, callthread_paced,
+ * callthread_closure, callthread_closure_paced, async.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -65,20 +66,18 @@ static uint64_t pct(uint64_t *sorted, size_t n, double p) {
 
 /* ------------------------------------------ mutex-protected call queue (peers, floor) */
 /* The standard "call on the loop thread" pattern used with uv_async / ev_async / libevent:
- * a malloc'd node per call (callback + payload), pushed under a mutex; the loop thread takes
- * the whole list under the mutex and runs it outside the lock.  The producer wakes the loop
- * only when it pushed onto an empty queue (the loop takes everything it finds). */
+ * a malloc'd node per call, pushed under a mutex; the loop thread takes the whole list under the
+ * mutex and runs it outside the lock.  The list is intrusive (a qlink_t first in each node), so
+ * one queue carries both node kinds: the callthread shapes' qnode_t {fn, arg}, and the closure
+ * shapes' closure_t, the caller's own 32-byte allocation, which then needs no second node. */
 
-typedef void (*qfn_t)(void *arg);
-typedef struct qnode {
-  struct qnode *next;
-  qfn_t fn;
-  void *arg;
-} qnode_t;
+typedef struct qlink {
+  struct qlink *next;
+} qlink_t;
 typedef struct {
   pthread_mutex_t mu;
-  qnode_t *head;
-  qnode_t **tail;
+  qlink_t *head;
+  qlink_t **tail;
 } mqueue_t;
 
 static inline void mq_init(mqueue_t *q) {
@@ -87,37 +86,101 @@ static inline void mq_init(mqueue_t *q) {
   q->tail = &q->head;
 }
 
-/* returns 1 if the queue was empty (caller must wake the loop) */
-static inline int mq_push(mqueue_t *q, qfn_t fn, void *arg) {
-  qnode_t *n = malloc(sizeof *n);
-  if (!n) abort();
-  n->next = NULL;
-  n->fn = fn;
-  n->arg = arg;
+/* append l; returns 1 if the queue was empty (the loop takes everything it finds, so that is the
+ * only push that needs to wake it) */
+static inline int mq_push_link(mqueue_t *q, qlink_t *l) {
+  l->next = NULL;
   pthread_mutex_lock(&q->mu);
   int was_empty = q->head == NULL;
-  *q->tail = n;
-  q->tail = &n->next;
+  *q->tail = l;
+  q->tail = &l->next;
   pthread_mutex_unlock(&q->mu);
   return was_empty;
 }
 
-/* run every queued call; returns how many ran */
-static inline size_t mq_drain(mqueue_t *q) {
+/* detach the whole list, oldest first */
+static inline qlink_t *mq_take_all(mqueue_t *q) {
   pthread_mutex_lock(&q->mu);
-  qnode_t *n = q->head;
+  qlink_t *l = q->head;
   q->head = NULL;
   q->tail = &q->head;
   pthread_mutex_unlock(&q->mu);
+  return l;
+}
+
+/* callthread shapes: a node per call holding (fn, arg), freed by mq_drain after the call.
+ * Their producers wake the loop only when the push found the queue empty. */
+typedef void (*qfn_t)(void *arg);
+typedef struct qnode {
+  qlink_t link; /* first: a qlink_t * is a qnode_t * */
+  qfn_t fn;
+  void *arg;
+} qnode_t;
+
+/* returns 1 if the queue was empty (caller must wake the loop) */
+static inline int mq_push(mqueue_t *q, qfn_t fn, void *arg) {
+  qnode_t *n = malloc(sizeof *n);
+  if (!n) abort();
+  n->fn = fn;
+  n->arg = arg;
+  return mq_push_link(q, &n->link);
+}
+
+/* run every queued call; returns how many ran */
+static inline size_t mq_drain(mqueue_t *q) {
+  qlink_t *l = mq_take_all(q);
   size_t k = 0;
-  while (n) {
-    qnode_t *next = n->next;
+  while (l) {
+    qlink_t *next = l->next;
+    qnode_t *n = (qnode_t *)l;
     n->fn(n->arg);
     free(n);
-    n = next;
+    l = next;
     k++;
   }
   return k;
+}
+
+/* ------------------------------------------ closures (callthread_closure shapes) */
+/* What an application calling into the loop from a thread usually has: a malloc'd closure per
+ * call (function + captured state) that the callback frees once it ran.  libreactor gets it as the
+ * user data of reactor_call_from_thread (its own queue record is the library's business); the
+ * peers link the closure itself into the mutex queue above and call their async send once per
+ * call, as code that does not track the queue's emptiness does. */
+
+typedef struct closure closure_t;
+/* runs on the loop thread and frees c; returns 1 = stop the loop */
+typedef int (*closure_fn)(closure_t *c);
+struct closure {
+  qlink_t link;     /* the peers' queue link (first, see mqueue_t); unused by libreactor */
+  closure_fn fn;
+  uint64_t payload; /* flood: the call's index; paced: its CLOCK_MONOTONIC send time */
+  uint64_t state;   /* stands for the rest of the captured state; not read */
+};
+_Static_assert(sizeof(closure_t) == 32, "the closure shapes promise a 32-byte closure");
+
+static inline closure_t *closure_new(closure_fn fn, uint64_t payload) {
+  closure_t *c = malloc(sizeof *c);
+  if (!c) abort();
+  c->link.next = NULL;
+  c->fn = fn;
+  c->payload = payload;
+  c->state = 0;
+  return c;
+}
+
+/* peers, on the loop thread: run every queued closure (each frees itself) in one batch;
+ * returns 1 if one of them asked to stop the loop */
+static inline int cq_drain(mqueue_t *q) {
+  qlink_t *l = mq_take_all(q);
+  int stop = 0;
+  while (l) {
+    qlink_t *next = l->next; /* read before fn frees the closure */
+    closure_t *c = (closure_t *)l;
+    stop |= c->fn(c);
+    l = next;
+  }
+  return stop;
 }
 
 /* ------------------------------------------ callthread / async shared state */
@@ -290,7 +353,9 @@ static void common_init(int argc, char **argv) {
   g_argc = argc;
   g_argv = argv;
   if (argc < 2) {
-    fprintf(stderr, "usage: %s timers|fanout|callthread|callthread_paced|async [key=value...]\n",
+    fprintf(stderr,
+            "usage: %s timers|fanout|callthread|callthread_paced|callthread_closure|"
+            "callthread_closure_paced|async [key=value...]\n",
             argv[0]);
     exit(2);
   }
@@ -304,26 +369,58 @@ static void common_init(int argc, char **argv) {
 static size_t paced_n;
 
 /* ------------------------------------------ producers (run on a separate pthread) */
-/* Each program defines these three senders (0 = sent, else an error code). */
+/* Each program defines these senders (0 = sent, else an error code).  send_closure hands a
+ * malloc'd closure over; on an error it was not queued and send_closure frees it. */
 static int send_flood(void *arg);
 static int send_paced(void *arg);
+static int send_closure(closure_t *c);
 static int send_async(void);
 
-static void *flood_producer(void *unused) {
-  (void)unused;
+/* loop-side bodies of the closure shapes (below, next to flood_seen / paced_seen) */
+static int closure_flood_fn(closure_t *c);
+static int closure_paced_fn(closure_t *c);
+
+/* One flood / paced producer loop for both the plain shapes (the payload is the call's argument)
+ * and the closure shapes (the payload goes into a fresh 32-byte closure per call).  `closure` is
+ * a constant at each call site, so the compiler specialises the loop. */
+static inline void flood_calls(int closure) {
   atomic_store(&ct_t_first, now_ns());
-  for (size_t i = 0; i < ct_n; i++)
-    if (send_flood((void *)(uintptr_t)i) != 0) ct_send_errors++;
-  return NULL;
+  for (size_t i = 0; i < ct_n; i++) {
+    int rc = closure ? send_closure(closure_new(closure_flood_fn, i))
+                     : send_flood((void *)(uintptr_t)i);
+    if (rc != 0) ct_send_errors++;
+  }
 }
 
-static void *paced_producer(void *unused) {
-  (void)unused;
+static inline void paced_calls(int closure) {
   paced_t0 = now_ns() + 1000000; /* start 1 ms from now */
   for (size_t i = 0; i < paced_n; i++) {
     paced_wait(i);
-    if (send_paced((void *)(uintptr_t)now_ns()) != 0) ct_send_errors++;
+    uint64_t t = now_ns(); /* send time, taken before the closure's malloc: that is part of the call */
+    int rc = closure ? send_closure(closure_new(closure_paced_fn, t))
+                     : send_paced((void *)(uintptr_t)t);
+    if (rc != 0) ct_send_errors++;
   }
+}
+
+static void *flood_producer(void *unused) {
+  (void)unused;
+  flood_calls(0);
+  return NULL;
+}
+static void *paced_producer(void *unused) {
+  (void)unused;
+  paced_calls(0);
+  return NULL;
+}
+static void *closure_flood_producer(void *unused) {
+  (void)unused;
+  flood_calls(1);
+  return NULL;
+}
+static void *closure_paced_producer(void *unused) {
+  (void)unused;
+  paced_calls(1);
   return NULL;
 }
 
@@ -361,6 +458,19 @@ static inline int paced_seen(void *arg) {
   return ct_count == paced_n;
 }
 
+/* the closure shapes' loop-side bodies: the same bookkeeping, then the callback frees its closure */
+static int closure_flood_fn(closure_t *c) {
+  int stop = flood_seen((void *)(uintptr_t)c->payload);
+  free(c);
+  return stop;
+}
+
+static int closure_paced_fn(closure_t *c) {
+  int stop = paced_seen((void *)(uintptr_t)c->payload);
+  free(c);
+  return stop;
+}
+
 static inline int async_seen(void) {
   as_callbacks++;
   if (atomic_load(&as_done)) {
@@ -376,7 +486,24 @@ static int run_timers(void);
 static int run_fanout(void);
 static int run_callthread(void);
 static int run_callthread_paced(void);
+static int run_callthread_closure(void);
+static int run_callthread_closure_paced(void);
 static int run_async(void);
+
+/* the paced shapes: latency buffer, the loop thread's CPU around the run, report */
+static int run_paced(int (*run)(void)) {
+  lat_ns = malloc(paced_n * sizeof(uint64_t));
+  memset(lat_ns, 0, paced_n * sizeof(uint64_t)); /* fault the pages in now */
+  uint64_t c0 = thread_cpu_ns();
+  int rc = run();
+  uint64_t c1 = thread_cpu_ns();
+  if (rc == 0) {
+    report_paced(ct_count);
+    /* CPU the loop thread (main) spent per call: shows busy polling or costly wake-ups */
+    result("loop_cpu_per_call", (double)(c1 - c0) / 1000.0 / (double)ct_count, "us");
+  }
+  return rc;
+}
 
 int main(int argc, char **argv) {
   common_init(argc, argv);
@@ -387,27 +514,20 @@ int main(int argc, char **argv) {
   else if (!strcmp(g_shape, "fanout")) {
     fo_setup();
     rc = run_fanout();
-  } else if (!strcmp(g_shape, "callthread"))
-    rc = run_callthread();
-  else if (!strcmp(g_shape, "callthread_paced")) {
-    lat_ns = malloc(paced_n * sizeof(uint64_t));
-    memset(lat_ns, 0, paced_n * sizeof(uint64_t)); /* fault the pages in now */
-    uint64_t c0 = thread_cpu_ns();
-    rc = run_callthread_paced();
-    uint64_t c1 = thread_cpu_ns();
-    if (rc == 0) {
-      report_paced(ct_count);
-      /* CPU the loop thread (main) spent per call: shows busy polling or costly wake-ups */
-      result("loop_cpu_per_call", (double)(c1 - c0) / 1000.0 / (double)ct_count, "us");
-    }
-  } else if (!strcmp(g_shape, "async"))
-    rc = run_async();
-  else {
+  } else if (!strcmp(g_shape, "callthread")) {
+    if ((rc = run_callthread()) == 0) report_flood();
+  } else if (!strcmp(g_shape, "callthread_closure")) {
+    if ((rc = run_callthread_closure()) == 0) report_flood();
+  } else if (!strcmp(g_shape, "callthread_paced"))
+    rc = run_paced(run_callthread_paced);
+  else if (!strcmp(g_shape, "callthread_closure_paced"))
+    rc = run_paced(run_callthread_closure_paced);
+  else if (!strcmp(g_shape, "async")) {
+    if ((rc = run_async()) == 0) report_async();
+  } else {
     fprintf(stderr, "unknown shape %s\n", g_shape);
     return 2;
   }
-  if (rc == 0 && !strcmp(g_shape, "callthread")) report_flood();
-  if (rc == 0 && !strcmp(g_shape, "async")) report_async();
   return rc;
 }
 

@@ -6,6 +6,7 @@
     python3 bench/run.py --quick          # smoke test: 1 run, small N, does not write BENCHMARKS.md
     python3 bench/run.py --only timers,async --runs 3
     python3 bench/run.py --only queuework --out /tmp/q.md   # thread pool vs libuv's uv_queue_work
+    python3 bench/run.py --only closure --runs 3 --no-write  # call_from_thread with a malloc'd closure
 
 libreactor is found, in this order:
   1. $REACTOR_PREFIX: an install prefix (PKG_CONFIG_PATH=$REACTOR_PREFIX/lib/pkgconfig, pkg-config
@@ -58,6 +59,8 @@ SHAPES = {
                ["pipes=1000", "active=100", "writes=1000", "rounds=50"]),
     "callthread": (["n=1000000"], ["n=100000"]),
     "callthread_paced": (["rate=100000", "secs=1.5"], ["rate=100000", "secs=0.3"]),
+    "callthread_closure": (["n=1000000"], ["n=100000"]),
+    "callthread_closure_paced": (["rate=100000", "secs=1.5"], ["rate=100000", "secs=0.3"]),
     "async": (["n=1000000"], ["n=100000"]),
     "queuework": (["n=1000000", "threads=4"], ["n=100000", "threads=4"]),
     "queuework_window": (["n=1000000", "window=64", "threads=4"], ["n=100000", "window=64", "threads=4"]),
@@ -70,6 +73,10 @@ GROUPS = {
     "callthread": ["callthread", "callthread_paced"],
     "callthread_paced": ["callthread_paced"],
     "latency": ["callthread_paced"],
+    # the same calls, each carrying a malloc'd 32-byte closure the callback frees
+    "closure": ["callthread_closure", "callthread_closure_paced"],
+    "callthread_closure": ["callthread_closure"],
+    "callthread_closure_paced": ["callthread_closure_paced"],
     "async": ["async"],
     "queuework": ["queuework", "queuework_window", "queuework_serial"],
 }
@@ -85,6 +92,11 @@ ROWS = [
     ("callthread_paced", "p50", "callthread paced 100k/s: one-way latency p50", "us", "down"),
     ("callthread_paced", "p99", "callthread paced 100k/s: one-way latency p99", "us", "down"),
     ("callthread_paced", "loop_cpu_per_call", "callthread paced 100k/s: loop-thread CPU per call", "us", "down"),
+    ("callthread_closure", "rate", "callthread closure flood: malloc'd 32 B closure per call", "calls/s", "up"),
+    ("callthread_closure_paced", "p50", "callthread closure paced 100k/s: one-way latency p50", "us", "down"),
+    ("callthread_closure_paced", "p99", "callthread closure paced 100k/s: one-way latency p99", "us", "down"),
+    ("callthread_closure_paced", "loop_cpu_per_call", "callthread closure paced 100k/s: loop-thread CPU per call",
+     "us", "down"),
     ("async", "rate", "async: sends from 1 thread (coalescing)", "sends/s", "up"),
     ("async", "callbacks", "async: callbacks run for all sends", "count", None),
     ("queuework", "rate", "queuework: 1M pool jobs + done callback, all queued (4 threads)", "jobs/s", "up"),
@@ -339,8 +351,9 @@ def main():
                 for k, v in res.items():
                     samples.setdefault((shape, lib, k), []).append(v)
                 main_metric = {"timers": "rate", "fanout": "cpu_per_event", "callthread": "rate",
-                               "callthread_paced": "p50", "async": "rate"}.get(shape, "rate")
-                log("  run %d %-16s %-10s %s=%s" % (run + 1, shape, lib, main_metric,
+                               "callthread_paced": "p50", "callthread_closure_paced": "p50",
+                               "async": "rate"}.get(shape, "rate")
+                log("  run %d %-24s %-10s %s=%s" % (run + 1, shape, lib, main_metric,
                                                      fmt(res.get(main_metric))))
 
     other_load = other_cpu_load(load0, cpu_snapshot())
@@ -560,6 +573,13 @@ program has a 20 s watchdog.
 - **callthread paced**: the same, but the producer spins to send at 100 k calls/s for 1.5 s with the
   CLOCK_MONOTONIC send time as payload; the callback records now − send time (one-way latency, the
   loop usually sleeping in between). The first 1000 samples are dropped as warm-up; p50/p99 reported.
+- **callthread closure** (flood and paced 100 k/s): the same two shapes, but each call is what an
+  application usually hands over: the producer mallocs a 32-byte closure (function, payload, state)
+  per call and the loop-side callback frees it. libreactor: `reactor_call_from_thread(r, cb, closure,
+  NULL)` per call. Peers: the closure itself is the node of the mutex-protected list, and the producer
+  calls `uv_async_send` / `ev_async_send` / `event_active` once per call (not only when the list was
+  empty); the wake-up callback takes the whole list under the lock and runs it in one batch. Floor: the
+  same list with its coalescing send (atomic flag + eventfd write when no wake-up is pending) per call.
 - **async**: one thread calls the coalescing send 1M times (`reactor_async_send`, `uv_async_send`,
   `ev_async_send`, `event_active` from a thread, atomic flag + eventfd for the floor); rate = sends /
   producer wall time; "callbacks" is how many times the loop-side callback ran (fewer = more
