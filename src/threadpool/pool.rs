@@ -169,6 +169,10 @@ impl Inner {
 
     /// Starts one worker if the limits allow; Ok(false) if they do not.
     fn spawn_worker(self: &Arc<Self>) -> std::io::Result<bool> {
+        #[cfg(test)]
+        if tests_support::SPAWNS_FAIL.with(|fail| fail.get()) {
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
         let mut control = lock(&self.control);
         if self.is_closed() && !self.draining.load(Ordering::SeqCst) {
             return Ok(false);
@@ -305,6 +309,14 @@ impl Inner {
             completed,
             stolen,
         }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests_support {
+    thread_local! {
+        /// Makes `spawn_worker` fail on this thread (as when the system is out of threads).
+        pub static SPAWNS_FAIL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }
 

@@ -390,3 +390,40 @@ fn blocking_jobs_never_wait_behind_each_other_while_workers_can_start() {
     assert_eq!(failures.load(Ordering::SeqCst), 0);
     assert_eq!(p.stats().completed, 200);
 }
+
+/// No worker can start (the system is out of threads): `stop` runs the queue on the calling thread.
+/// A job that then submits to the reactor's pool reopens it; that must not deadlock on the lock the
+/// stop held while it ran jobs (it runs them after releasing it).
+#[test]
+fn stop_fallback_runs_jobs_outside_its_lock() {
+    use crate::backend::WakeTarget;
+    use crate::reactor::Shared;
+    let shared = Arc::new(Shared::new(WakeTarget::from_bits(-1)));
+    let reactor_pool = Arc::new(ReactorPool::new(shared, 2));
+    reactor_pool.get_or_create().unwrap();
+    let resubmitted = Arc::new(AtomicUsize::new(0));
+    let (pool_in_job, count) = (reactor_pool.clone(), resubmitted.clone());
+    let job = Job::closure(move || {
+        let inner = Job::closure(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(pool_in_job.submit(inner).is_ok(), "reopened by the submit");
+    });
+    assert!(reactor_pool.submit(job).is_ok());
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let stopper = reactor_pool.clone();
+    std::thread::spawn(move || {
+        pool::tests_support::SPAWNS_FAIL.with(|fail| fail.set(true));
+        stopper.shutdown(false); // a "shutdown" fired by hand: the pool may reopen
+        pool::tests_support::SPAWNS_FAIL.with(|fail| fail.set(false));
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stop deadlocked running its leftover jobs");
+    reactor_pool.start();
+    wait_until("the resubmitted job", Duration::from_secs(10), || {
+        resubmitted.load(Ordering::SeqCst) == 1
+    });
+    reactor_pool.shutdown(true);
+}
