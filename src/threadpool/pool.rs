@@ -312,14 +312,6 @@ impl Inner {
     }
 }
 
-#[cfg(test)]
-pub(super) mod tests_support {
-    thread_local! {
-        /// Makes `spawn_worker` fail on this thread (as when the system is out of threads).
-        pub static SPAWNS_FAIL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-}
-
 /// A work-stealing thread pool: a global injector for jobs from outside, one FIFO deque per worker
 /// (fed by batches from the injector and by jobs that submit jobs), stealing between workers.
 /// Dropping it stops it (every queued job runs) and joins its workers.
@@ -521,5 +513,13 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.stop_or_detach();
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests_support {
+    thread_local! {
+        /// Makes `spawn_worker` fail on this thread (as when the system is out of threads).
+        pub static SPAWNS_FAIL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }
