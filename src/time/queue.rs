@@ -257,18 +257,69 @@ impl<P> TimerQueue<P> {
     }
 
     fn remove_at(&mut self, position: usize) -> SlabEntry<P> {
-        let key = self.heap.swap_remove(position);
-        if position < self.heap.len() {
-            let position = self.sift_up(position);
-            self.sift_down(position);
-        }
+        let key = if position == 0 {
+            self.pop_root()
+        } else {
+            let key = self.heap.swap_remove(position);
+            if position < self.heap.len() {
+                let position = self.sift_up(position);
+                self.sift_down(position);
+            }
+            key
+        };
         self.free_slots.push(key.slot);
         self.slab[key.slot as usize]
             .take()
             .expect("heap keys point at live slab entries")
     }
 
+    /// Removes the earliest key, bottom-up (Wegener's heapsort trick): the hole at the root follows
+    /// the smallest children down to a leaf, then the last key fills it and sifts up. The last key
+    /// usually belongs near the bottom, so this saves the comparison with it on every level.
+    fn pop_root(&mut self) -> HeapKey {
+        let root = self.heap[0];
+        let last = self.heap.pop().expect("pop_root on a non-empty heap");
+        let len = self.heap.len();
+        if len == 0 {
+            return root;
+        }
+        let mut hole = 0;
+        loop {
+            let first = hole * ARITY + 1;
+            if first >= len {
+                break;
+            }
+            let best = self.smallest_child(first, len);
+            self.heap[hole] = self.heap[best];
+            self.note_position(hole);
+            hole = best;
+        }
+        self.heap[hole] = last;
+        self.sift_up(hole);
+        root
+    }
+
+    /// The position of the smallest of the (up to ARITY) children starting at `first` (< `len`).
+    #[inline(always)]
+    fn smallest_child(&self, first: usize, len: usize) -> usize {
+        if let Some(c) = self.heap.get(first..first + ARITY) {
+            // A full family: a small tournament (two independent comparisons, then the winners).
+            let a = usize::from(self.before(c[1], c[0]));
+            let b = 2 + usize::from(self.before(c[3], c[2]));
+            return first + if self.before(c[b], c[a]) { b } else { a };
+        }
+        let children = &self.heap[first..len];
+        let mut best = 0;
+        for (i, &child) in children.iter().enumerate().skip(1) {
+            if self.before(child, children[best]) {
+                best = i;
+            }
+        }
+        first + best
+    }
+
     /// Strict (deadline, sequence) order; the slab is consulted only for equal deadlines.
+    #[inline(always)]
     fn before(&self, a: HeapKey, b: HeapKey) -> bool {
         a.deadline < b.deadline
             || (a.deadline == b.deadline && self.entry(a.slot).seq < self.entry(b.slot).seq)
@@ -307,12 +358,7 @@ impl<P> TimerQueue<P> {
             if first >= len {
                 break;
             }
-            let mut best = first;
-            for child in first + 1..(first + ARITY).min(len) {
-                if self.before(self.heap[child], self.heap[best]) {
-                    best = child;
-                }
-            }
+            let best = self.smallest_child(first, len);
             if !self.before(self.heap[best], moving) {
                 break;
             }
