@@ -4,7 +4,8 @@
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
 #   4. cargo test --release       Rust tests; tests/ also compiles and runs the C tests per backend
-#                                 and under valgrind
+#                                 (natively, under valgrind, with ASan) and checks the C ABI against
+#                                 the committed baseline abi/libreactor.so.0.abi (tests/abi.rs)
 #   5. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
 #   6. bindings/go                go vet and go test -race (cgo against the same temporary install, a
@@ -24,6 +25,15 @@ trap 'rm -rf "$WORK"' EXIT
 
 step "deps"
 scripts/deps.sh
+# deps.sh installs valgrind and abigail-tools: here their absence is a failure, not a skip
+# (tests/c_api.rs and tests/abi.rs only skip when these are unset).
+export REACTOR_REQUIRE_VALGRIND=1 REACTOR_REQUIRE_ABIGAIL=1
+for tool in valgrind abidw abidiff; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "test.sh: FAILED: $tool is required but not on PATH (scripts/deps.sh should have installed it)" >&2
+        exit 1
+    fi
+done
 
 step "cargo fmt --check"
 cargo fmt --check
