@@ -24,6 +24,7 @@
 //! Without abidw/abidiff the test is skipped loudly, unless REACTOR_REQUIRE_ABIGAIL is set
 //! (scripts/test.sh sets it; scripts/deps.sh installs abigail-tools).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -152,15 +153,13 @@ fn c_abi_matches_the_committed_baseline() {
     );
 
     let (status, report) = abidiff(&baseline, &current, &[]);
-    println!(
-        "abidiff {} {} -> exit status {status}",
-        baseline.display(),
-        current.display()
-    );
-    println!(
-        "{}",
+    // Straight to stderr, past libtest's capture: the report shows in every run (make test too).
+    let _ = writeln!(
+        std::io::stderr(),
+        "ABI check: abidiff abi/libreactor.so.0.abi {} -> exit status {status}\n{}",
+        current.display(),
         if report.trim().is_empty() {
-            "(no ABI change)"
+            "(no ABI change)\n"
         } else {
             &report
         }
@@ -186,8 +185,9 @@ fn c_abi_matches_the_committed_baseline() {
             "existing interfaces changed (abidiff exit status {without_additions} without added \
              symbols; struct layout changes set bit 4 only); {regenerate}:\n{changes}"
         );
-        println!(
-            "ABI additions only (compatible); record them with `make abi-baseline` when convenient"
+        let _ = writeln!(
+            std::io::stderr(),
+            "ABI check: additions only (compatible); record them with `make abi-baseline` when convenient"
         );
     }
 }
