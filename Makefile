@@ -3,6 +3,7 @@
 #   make demo      build, install into build/prefix, compile c-examples/demo.c with pkg-config, run it
 #   make test      the whole suite (scripts/test.sh)
 #   make install   PREFIX=/usr/local DESTDIR=
+#   make abi-baseline  regenerate the committed ABI baseline abi/libreactor.so.0.abi (tests/abi.rs)
 #
 # Targets that need system packages depend on `deps` (scripts/deps.sh: a no-op when all is present).
 
@@ -18,7 +19,7 @@ STAGE    := $(CURDIR)/build/prefix
 PKGCONF  := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 EXAMPLES := $(wildcard c-examples/*.c)
 
-.PHONY: all install stage demo examples test bench header deps clean
+.PHONY: all install stage demo examples test bench header abi-baseline deps clean
 
 all:
 	$(CARGO) build --release
@@ -52,6 +53,11 @@ bench: deps
 # Regenerate the committed include/reactor.h from the Rust sources (cbindgen, via build.rs).
 header:
 	REACTOR_UPDATE_HEADER=1 $(CARGO) build
+
+# Regenerate the committed ABI baseline from a fresh release build (abidw, via tests/abi.rs, which then
+# checks the library against it). It prints what changed from the old baseline: read it before committing.
+abi-baseline: deps
+	REACTOR_UPDATE_ABI=1 REACTOR_REQUIRE_ABIGAIL=1 $(CARGO) test --release --test abi -- --nocapture
 
 deps:
 	@scripts/deps.sh

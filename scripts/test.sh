@@ -2,9 +2,11 @@
 # The whole libreactor test suite (what `make test` and .ci/run execute):
 #   1. scripts/deps.sh            system packages, rustfmt, clippy
 #   2. cargo fmt --check
-#   3. cargo clippy --all-targets -- -D warnings
+#   3. cargo clippy --all-targets -- -D warnings, natively and with --target for x86_64/aarch64 macOS
+#      and x86_64 FreeBSD (type-checks their cfg code; a target rustup cannot install is a loud skip)
 #   4. cargo test --release       Rust tests; tests/ also compiles and runs the C tests per backend
-#                                 and under valgrind
+#                                 (natively, under valgrind, with ASan) and checks the C ABI against
+#                                 the committed baseline abi/libreactor.so.0.abi (tests/abi.rs)
 #   5. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
 #   6. bindings/go                go vet and go test -race (cgo against the same temporary install, a
@@ -24,12 +26,47 @@ trap 'rm -rf "$WORK"' EXIT
 
 step "deps"
 scripts/deps.sh
+# deps.sh installs valgrind and abigail-tools: here their absence is a failure, not a skip
+# (tests/c_api.rs and tests/abi.rs only skip when these are unset).
+export REACTOR_REQUIRE_VALGRIND=1 REACTOR_REQUIRE_ABIGAIL=1
+for tool in valgrind abidw abidiff; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "test.sh: FAILED: $tool is required but not on PATH (scripts/deps.sh should have installed it)" >&2
+        exit 1
+    fi
+done
 
 step "cargo fmt --check"
 cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+# Cross-target clippy: only type-checks (no linker or SDK needed), but catches code that does not build
+# elsewhere (e.g. pipe2 is missing on macOS). The rust-std of each target comes from rustup, which needs
+# the network; when it cannot be installed the target is skipped loudly, here and again at the end.
+cross_targets=(x86_64-apple-darwin aarch64-apple-darwin x86_64-unknown-freebsd)
+cross_skipped=()
+loud_skip() {
+    printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+    printf '!!! SKIPPED (loud): %s\n' "$*" >&2
+    printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
+}
+installed_targets=$(rustup target list --installed 2>/dev/null || true)
+for target in "${cross_targets[@]}"; do
+    step "cargo clippy --target $target --all-targets -- -D warnings"
+    if ! grep -qx "$target" <<<"$installed_targets"; then
+        echo "rustup target add $target"
+        if ! command -v rustup >/dev/null 2>&1 ||
+            ! timeout 300 rustup target add "$target" >"$WORK/rustup-$target.log" 2>&1; then
+            cat "$WORK/rustup-$target.log" 2>/dev/null || echo "(rustup not found)"
+            loud_skip "could not install target $target; cross-target clippy not run for it"
+            cross_skipped+=("$target")
+            continue
+        fi
+    fi
+    cargo clippy --target "$target" --all-targets -- -D warnings
+done
 
 step "cargo test --release"
 cargo test --release 2>&1 | tee "$WORK/cargo-test.log"
@@ -112,5 +149,8 @@ for backend in "${backends[@]}"; do
 done
 
 echo
+for target in ${cross_skipped[@]+"${cross_skipped[@]}"}; do
+    loud_skip "could not install target $target; cross-target clippy not run for it"
+done
 echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed"
 echo "$((rust_passed + examples_passed + go_passed)) passed, 0 failed"

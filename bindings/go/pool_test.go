@@ -10,6 +10,7 @@ import (
 
 func TestCallInThread(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	const jobs = 100
 	var ran, onReactorThread atomic.Int32
 	finished := 0
@@ -22,14 +23,14 @@ func TestCallInThread(t *testing.T) {
 			if err := r.CallFromThread(func() {
 				finished++
 				if finished == jobs {
-					must(t, r.Stop())
+					fails.must(r.Stop())
 				}
 			}); err != nil {
-				t.Errorf("CallFromThread from a pool job: %v", err)
+				fails.errorf("CallFromThread from a pool job: %v", err)
 			}
 		}))
 	}
-	runFor(t, r, 10*time.Second)
+	runFor(t, r, 10*time.Second, fails)
 	if ran.Load() != jobs || finished != jobs {
 		t.Errorf("ran %d, finished %d", ran.Load(), finished)
 	}
@@ -49,6 +50,7 @@ func TestDeferToThreadResults(t *testing.T) {
 		reported = append(reported, err)
 		mu.Unlock()
 	}))
+	fails := newFailures(t, r)
 	const jobs = 50
 	results := map[int]int{}
 	var errs []error
@@ -56,7 +58,7 @@ func TestDeferToThreadResults(t *testing.T) {
 	finish := func() {
 		pending--
 		if pending == 0 {
-			must(t, r.Stop())
+			fails.must(r.Stop())
 		}
 	}
 	for i := 0; i < jobs; i++ {
@@ -69,10 +71,10 @@ func TestDeferToThreadResults(t *testing.T) {
 			return i * i, nil
 		}, func(v int, err error) {
 			if !r.InIOThread() {
-				t.Error("done ran off the reactor thread")
+				fails.errorf("done ran off the reactor thread")
 			}
 			if err != nil {
-				t.Error(err)
+				fails.errorf("done got %v", err)
 			}
 			results[i] = v
 			finish()
@@ -83,7 +85,7 @@ func TestDeferToThreadResults(t *testing.T) {
 	must(t, DeferToThread(r, func() (string, error) { return "ignored", boom }, func(s string, err error) {
 		errs = append(errs, err)
 		if s != "ignored" {
-			t.Errorf("value with error = %q", s)
+			fails.errorf("value with error = %q", s)
 		}
 		finish()
 	}))
@@ -91,19 +93,19 @@ func TestDeferToThreadResults(t *testing.T) {
 	must(t, DeferToThread(r, func() (*int, error) { panic("work panic") }, func(p *int, err error) {
 		errs = append(errs, err)
 		if p != nil {
-			t.Error("non-nil value after a panic")
+			fails.errorf("non-nil value after a panic")
 		}
 		finish()
 	}))
 	pending++
 	must(t, r.CallInThreadWithCallback(func() (any, error) { return 42, nil }, func(v any, err error) {
 		if v != 42 || err != nil {
-			t.Errorf("CallInThreadWithCallback = %v, %v", v, err)
+			fails.errorf("CallInThreadWithCallback = %v, %v", v, err)
 		}
 		defer finish()
 		panic("done panic")
 	}))
-	runFor(t, r, 10*time.Second)
+	runFor(t, r, 10*time.Second, fails)
 	for i := 0; i < jobs; i++ {
 		if results[i] != i*i {
 			t.Fatalf("result %d = %d", i, results[i])
@@ -158,6 +160,7 @@ func TestStandaloneThreadPool(t *testing.T) {
 	base := LiveHandles()
 	p, err := NewThreadPool(1, 4)
 	must(t, err)
+	fails := newFailures(t, nil)
 	var reported atomic.Int32
 	p.SetErrorHandler(func(err error) {
 		var pe *PanicError
@@ -177,13 +180,14 @@ func TestStandaloneThreadPool(t *testing.T) {
 			if i%10 == 0 {
 				// A job may submit more jobs.
 				if err := p.Submit(func() { defer wg.Done(); count.Add(1) }); err != nil {
-					t.Error(err)
+					fails.errorf("Submit from a job: %v", err)
 					wg.Done()
 				}
 			}
 		}))
 	}
 	wg.Wait()
+	fails.check(t)
 	if count.Load() != jobs+jobs/10 {
 		t.Errorf("count = %d", count.Load())
 	}
@@ -241,6 +245,7 @@ func TestThreadPoolCloseRunsQueuedJobs(t *testing.T) {
 
 func TestReactorThreadPoolBorrowed(t *testing.T) {
 	r := newReactor(t, WithThreadPoolSize(3))
+	fails := newFailures(t, r)
 	p, err := r.ThreadPool()
 	must(t, err)
 	errc := make(chan error, 1)
@@ -259,18 +264,18 @@ func TestReactorThreadPoolBorrowed(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		must(t, p.Submit(func() {
 			if ran.Add(1) == 10 {
-				_ = r.CallFromThread(func() { must(t, r.Stop()) })
+				_ = r.CallFromThread(func() { fails.must(r.Stop()) })
 			}
 		}))
 	}
 	var maxWorkers uint64
 	_, err = r.CallLater(time.Millisecond, func() {
 		st, err := p.Stats()
-		must(t, err)
+		fails.must(err)
 		maxWorkers = st.Workers
 	})
 	must(t, err)
-	runFor(t, r, 10*time.Second)
+	runFor(t, r, 10*time.Second, fails)
 	if ran.Load() != 10 {
 		t.Errorf("ran %d", ran.Load())
 	}
@@ -285,6 +290,7 @@ func TestReactorThreadPoolBorrowed(t *testing.T) {
 
 func TestSuggestThreadPoolSize(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	if err := r.SuggestThreadPoolSize(0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("SuggestThreadPoolSize(0): %v", err)
 	}
@@ -306,12 +312,12 @@ func TestSuggestThreadPoolSize(t *testing.T) {
 			_ = r.CallFromThread(func() {
 				finished++
 				if finished == jobs {
-					must(t, r.Stop())
+					fails.must(r.Stop())
 				}
 			})
 		}))
 	}
-	runFor(t, r, 10*time.Second)
+	runFor(t, r, 10*time.Second, fails)
 	if m := maxInside.Load(); m > 2 || m < 1 {
 		t.Errorf("max concurrent jobs = %d with a pool of 2", m)
 	}
@@ -323,6 +329,7 @@ func TestCloseWhilePoolJobsCallIn(t *testing.T) {
 	base := LiveHandles()
 	r, err := New()
 	must(t, err)
+	fails := newFailures(t, r)
 	var sawClosed, started atomic.Int32
 	for i := 0; i < 4; i++ {
 		must(t, r.CallInThread(func() {
@@ -334,7 +341,7 @@ func TestCloseWhilePoolJobsCallIn(t *testing.T) {
 					return
 				}
 				if err != nil {
-					t.Errorf("CallFromThread: %v", err)
+					fails.errorf("CallFromThread: %v", err)
 					return
 				}
 				_ = r.WakeUp()
@@ -346,14 +353,14 @@ func TestCloseWhilePoolJobsCallIn(t *testing.T) {
 	var poll func()
 	poll = func() {
 		if started.Load() == 4 {
-			must(t, r.Crash())
+			fails.must(r.Crash())
 			return
 		}
 		_, err := r.CallLater(time.Millisecond, poll)
-		must(t, err)
+		fails.must(err)
 	}
 	must(t, r.CallWhenRunning(poll))
-	runFor(t, r, 10*time.Second)
+	runFor(t, r, 10*time.Second, fails)
 	done := make(chan error, 1)
 	go func() { done <- r.Close() }()
 	select {
@@ -362,6 +369,7 @@ func TestCloseWhilePoolJobsCallIn(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close deadlocked with pool jobs calling CallFromThread")
 	}
+	fails.check(t) // the jobs ran until Close returned
 	if sawClosed.Load() != 4 {
 		t.Errorf("%d jobs saw ErrClosed", sawClosed.Load())
 	}
@@ -372,15 +380,16 @@ func TestCloseWhilePoolJobsCallIn(t *testing.T) {
 
 func TestCloseWhileRunningIsBusy(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	errc := make(chan error, 2)
 	must(t, r.CallWhenRunning(func() {
 		errc <- r.Close()
 		go func() {
 			err := r.Close()
-			_ = r.CallFromThread(func() { errc <- err; must(t, r.Stop()) })
+			_ = r.CallFromThread(func() { errc <- err; fails.must(r.Stop()) })
 		}()
 	}))
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	for i := 0; i < 2; i++ {
 		if err := <-errc; !errors.Is(err, ErrBusy) {
 			t.Errorf("Close while running (%d): %v", i, err)

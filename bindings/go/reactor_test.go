@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,17 +48,90 @@ func newReactor(t *testing.T, opts ...Option) *Reactor {
 	return r
 }
 
-// runFor runs r with a watchdog that crashes it after limit (a failing test must not hang).
-func runFor(t *testing.T, r *Reactor, limit time.Duration) {
+// failures records what reactor callbacks find wrong. Callbacks (CallLater, CallFromThread, readers,
+// triggers, pool jobs, DeferToThread work and done, ...) never call t's methods: t.Fatal, t.FailNow
+// and t.Skip* end the goroutine with runtime.Goexit, which would unwind through the library's Rust
+// frames, and t.Error* is kept out of them too so that no callback is one edit away from a fatal
+// call. A callback records with errorf, or with fatalf / must, which also stop the reactor; the test
+// body reports with check once Run or Iterate has returned (runFor does), and a t.Cleanup reports
+// whatever is left.
+type failures struct {
+	mu   sync.Mutex
+	msgs []string
+	r    *Reactor // stopped by fatalf; nil for a standalone thread pool
+}
+
+func newFailures(t *testing.T, r *Reactor) *failures {
+	f := &failures{r: r}
+	t.Cleanup(func() { f.check(t) })
+	return f
+}
+
+func (f *failures) record(skip int, msg string) {
+	if _, file, line, ok := runtime.Caller(skip + 1); ok {
+		msg = fmt.Sprintf("%s:%d: %s", filepath.Base(file), line, msg)
+	}
+	f.mu.Lock()
+	f.msgs = append(f.msgs, msg)
+	f.mu.Unlock()
+}
+
+// errorf records a failure; safe from any goroutine or thread.
+func (f *failures) errorf(format string, args ...any) {
+	f.record(1, fmt.Sprintf(format, args...))
+}
+
+// fatalf records a failure and stops the reactor (Stop, else Crash; from a pool thread both just
+// return ErrWrongThread).
+func (f *failures) fatalf(format string, args ...any) {
+	f.record(1, fmt.Sprintf(format, args...))
+	f.stop()
+}
+
+// must records err and stops the reactor unless err is nil; it reports whether err was nil.
+func (f *failures) must(err error) bool {
+	if err == nil {
+		return true
+	}
+	f.record(1, err.Error())
+	f.stop()
+	return false
+}
+
+func (f *failures) stop() {
+	if f.r != nil {
+		if err := f.r.Stop(); err != nil {
+			_ = f.r.Crash()
+		}
+	}
+}
+
+// check reports, on the test goroutine, what callbacks recorded so far.
+func (f *failures) check(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	msgs := f.msgs
+	f.msgs = nil
+	f.mu.Unlock()
+	for _, m := range msgs {
+		t.Error("in a callback: " + m)
+	}
+}
+
+// runFor runs r with a watchdog that crashes it after limit (a failing test must not hang), then
+// reports what callbacks recorded in f.
+func runFor(t *testing.T, r *Reactor, limit time.Duration, f *failures) {
 	t.Helper()
 	watchdog, err := r.CallLater(limit, func() {
-		t.Errorf("watchdog: reactor still running after %v", limit)
+		f.errorf("watchdog: reactor still running after %v", limit)
 		_ = r.Crash()
 	})
 	if err != nil {
 		t.Fatalf("CallLater(watchdog): %v", err)
 	}
-	if err := r.Run(); err != nil {
+	err = r.Run()
+	f.check(t)
+	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	_ = watchdog.Cancel()
@@ -86,6 +161,7 @@ func TestVersionAndBackend(t *testing.T) {
 
 func TestTimerOrdering(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	var order []string
 	add := func(d time.Duration, name string) {
 		if _, err := r.CallLater(d, func() { order = append(order, name) }); err != nil {
@@ -98,9 +174,9 @@ func TestTimerOrdering(t *testing.T) {
 	add(10*time.Millisecond, "a2") // scheduled after a1 with the same delay: runs after it
 	add(0, "zero1")
 	add(0, "zero2")
-	_, err := r.CallLater(40*time.Millisecond, func() { must(t, r.Stop()) })
+	_, err := r.CallLater(40*time.Millisecond, func() { fails.must(r.Stop()) })
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	want := "zero1 zero2 a1 a2 b c"
 	if got := strings.Join(order, " "); got != want {
 		t.Errorf("order = %q, want %q", got, want)
@@ -233,6 +309,7 @@ func TestDelayedCallCancelResetDelay(t *testing.T) {
 
 func TestCancelFromOwnCallbackAndReschedule(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	var self *DelayedCall
 	var selfErr error
 	count := 0
@@ -244,15 +321,15 @@ func TestCancelFromOwnCallbackAndReschedule(t *testing.T) {
 		}
 		if count < 5 {
 			_, err := r.CallLater(time.Millisecond, tick)
-			must(t, err)
+			fails.must(err)
 		} else {
-			must(t, r.Stop())
+			fails.must(r.Stop())
 		}
 	}
 	var err error
 	self, err = r.CallLater(0, tick)
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	if !errors.Is(selfErr, ErrAlreadyCalled) {
 		t.Errorf("Cancel inside own callback: %v", selfErr)
 	}
@@ -263,6 +340,7 @@ func TestCancelFromOwnCallbackAndReschedule(t *testing.T) {
 
 func TestRunStopRestartCrash(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	if err := r.Stop(); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Stop before Run: %v", err)
 	}
@@ -273,19 +351,19 @@ func TestRunStopRestartCrash(t *testing.T) {
 	must(t, r.CallWhenRunning(func() {
 		nested = r.Run()
 		if !r.IsRunning() {
-			t.Error("IsRunning false inside CallWhenRunning")
+			fails.errorf("IsRunning false inside CallWhenRunning")
 		}
-		must(t, r.Crash())
+		fails.must(r.Crash())
 	}))
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	if !errors.Is(nested, ErrAlreadyRunning) {
 		t.Errorf("Run inside a callback: %v", nested)
 	}
 	// After a crash the reactor can run again.
 	ran := false
-	_, err := r.CallLater(0, func() { ran = true; must(t, r.Stop()) })
+	_, err := r.CallLater(0, func() { ran = true; fails.must(r.Stop()) })
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	if !ran {
 		t.Error("second run did not run the call")
 	}
@@ -394,6 +472,7 @@ func TestErrors(t *testing.T) {
 
 func TestCallFromThread100Goroutines(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	const goroutines, perG = 100, 100
 	var last [goroutines]int
 	total := 0
@@ -409,12 +488,12 @@ func TestCallFromThread100Goroutines(t *testing.T) {
 				i := i
 				if err := r.CallFromThread(func() {
 					if last[g] != i-1 {
-						t.Errorf("goroutine %d: call %d after %d (not FIFO)", g, i, last[g])
+						fails.errorf("goroutine %d: call %d after %d (not FIFO)", g, i, last[g])
 					}
 					last[g] = i
 					total++
 					if total == goroutines*perG {
-						must(t, r.Stop())
+						fails.must(r.Stop())
 					}
 				}); err != nil {
 					t.Errorf("CallFromThread: %v", err)
@@ -424,7 +503,7 @@ func TestCallFromThread100Goroutines(t *testing.T) {
 		}()
 	}
 	close(start)
-	runFor(t, r, 20*time.Second)
+	runFor(t, r, 20*time.Second, fails)
 	wg.Wait()
 	if total != goroutines*perG {
 		t.Errorf("total = %d, want %d", total, goroutines*perG)
@@ -435,6 +514,7 @@ func TestPipeReadiness(t *testing.T) {
 	for _, backend := range []Backend{BackendEpoll, BackendPoll} {
 		t.Run(fmt.Sprint(backend), func(t *testing.T) {
 			r := newReactor(t, WithBackend(backend))
+			fails := newFailures(t, r)
 			pr, pw, err := os.Pipe()
 			must(t, err)
 			defer pr.Close()
@@ -449,25 +529,25 @@ func TestPipeReadiness(t *testing.T) {
 					return
 				}
 				if fd != rfd || ev&Readable == 0 {
-					t.Errorf("reader got fd %d events %v", fd, ev)
+					fails.errorf("reader got fd %d events %v", fd, ev)
 				}
 				buf := make([]byte, 64)
 				n, err := syscall.Read(fd, buf)
 				if err != nil {
-					t.Errorf("read: %v", err)
+					fails.fatalf("read: %v", err)
 					return
 				}
 				got = append(got, buf[:n]...)
 				if string(got) == "hello world" {
-					must(t, r.Stop())
+					fails.must(r.Stop())
 				}
 			}))
 			must(t, r.AddWriter(wfd, func(fd int, ev Events) {
 				if ev&Writable == 0 {
-					t.Errorf("writer got events %v", ev)
+					fails.errorf("writer got events %v", ev)
 				}
 				writable++
-				must(t, r.RemoveWriter(fd))
+				fails.must(r.RemoveWriter(fd))
 			}))
 			readers, err := r.Readers()
 			must(t, err)
@@ -492,7 +572,7 @@ func TestPipeReadiness(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 				_, _ = pw.Write([]byte("world"))
 			}()
-			runFor(t, r, 5*time.Second)
+			runFor(t, r, 5*time.Second, fails)
 			if string(got) != "hello world" {
 				t.Errorf("read %q", got)
 			}
@@ -543,6 +623,7 @@ func TestRemoveAll(t *testing.T) {
 
 func TestShutdownTriggers(t *testing.T) {
 	r := newReactor(t)
+	fails := newFailures(t, r)
 	var mu sync.Mutex
 	var log []string
 	add := func(s string) {
@@ -559,21 +640,29 @@ func TestShutdownTriggers(t *testing.T) {
 	must(t, err)
 	_, err = r.AddSystemEventTrigger(Before, "shutdown", func() error { add("before"); return nil })
 	must(t, err)
-	// A BEFORE trigger that holds shutdown until a goroutine completes it 50 ms later; meanwhile
-	// timers keep running.
+	// A BEFORE trigger that holds shutdown until a goroutine completes it; the goroutine waits for
+	// three ticks of a 5 ms timer, so timers must keep running while shutdown is held (an ordering:
+	// no amount of load makes the ticks come after the completion).
 	ticks := 0
+	threeTicks := make(chan struct{})
 	_, err = r.AddBeforeTriggerWithCompletion("shutdown", func(complete func()) {
 		add("held")
 		var tick func()
 		tick = func() {
 			ticks++
+			if ticks == 3 {
+				close(threeTicks)
+			}
 			if _, err := r.CallLater(5*time.Millisecond, tick); err != nil {
-				t.Error(err)
+				fails.errorf("CallLater(tick): %v", err)
 			}
 		}
 		tick()
 		go func() {
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-threeTicks:
+			case <-time.After(30 * time.Second): // timers stopped while held: fail below, do not hang
+			}
 			add("complete")
 			complete()
 			complete() // only the first call counts
@@ -591,7 +680,7 @@ func TestShutdownTriggers(t *testing.T) {
 	}
 	_, err = r.AddSystemEventTrigger(During, "startup", func() error { add("startup"); return r.Stop() })
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 60*time.Second, fails)
 	want := "startup before held self complete during running=false after"
 	if got := strings.Join(log, " "); got != want {
 		t.Errorf("log = %q\nwant  %q", got, want)
@@ -640,6 +729,7 @@ func TestPanicsReportedAndSurvived(t *testing.T) {
 		reported = append(reported, err)
 		mu.Unlock()
 	}))
+	fails := newFailures(t, r)
 	pr, pw, err := os.Pipe()
 	must(t, err)
 	defer pr.Close()
@@ -650,7 +740,7 @@ func TestPanicsReportedAndSurvived(t *testing.T) {
 	must(t, r.CallFromThread(func() { panic(errors.New("thread call panic")) }))
 	must(t, r.AddReader(int(pr.Fd()), func(fd int, ev Events) {
 		if ev&Shutdown == 0 {
-			must(t, r.RemoveReader(fd))
+			fails.must(r.RemoveReader(fd))
 			panic("fd panic")
 		}
 	}))
@@ -662,11 +752,11 @@ func TestPanicsReportedAndSurvived(t *testing.T) {
 	after := false
 	_, err = r.AddSystemEventTrigger(After, "shutdown", func() error { after = true; return nil })
 	must(t, err)
-	_, err = r.CallLater(30*time.Millisecond, func() { must(t, r.Stop()) })
+	_, err = r.CallLater(30*time.Millisecond, func() { fails.must(r.Stop()) })
 	must(t, err)
 	_, err = pw.Write([]byte("x"))
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 
 	if !heldPanicked || !after {
 		t.Errorf("shutdown did not complete after panicking triggers (held=%v after=%v)", heldPanicked, after)
@@ -752,6 +842,7 @@ func TestHandlesReleasedAfterClose(t *testing.T) {
 func TestHandlesReleasedAfterRun(t *testing.T) {
 	base := LiveHandles()
 	r := newReactor(t, WithLogger(func(LogLevel, string) {}))
+	fails := newFailures(t, r)
 	var n atomic.Int32
 	for i := 0; i < 50; i++ {
 		_, err := r.CallLater(time.Duration(i)*time.Microsecond, func() { n.Add(1) })
@@ -760,9 +851,9 @@ func TestHandlesReleasedAfterRun(t *testing.T) {
 	}
 	dc, err := r.CallLater(time.Hour, func() {})
 	must(t, err)
-	_, err = r.CallLater(10*time.Millisecond, func() { must(t, dc.Cancel()); must(t, r.Stop()) })
+	_, err = r.CallLater(10*time.Millisecond, func() { fails.must(dc.Cancel()); fails.must(r.Stop()) })
 	must(t, err)
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	if n.Load() != 100 {
 		t.Errorf("ran %d", n.Load())
 	}
@@ -793,6 +884,7 @@ func TestLoggerReceivesReports(t *testing.T) {
 
 func TestSignalHandlers(t *testing.T) {
 	r := newReactor(t, WithSignalHandlers(true))
+	fails := newFailures(t, r)
 	stopped := false
 	_, err := r.AddSystemEventTrigger(During, "shutdown", func() error { stopped = true; return nil })
 	must(t, err)
@@ -802,7 +894,7 @@ func TestSignalHandlers(t *testing.T) {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		}()
 	}))
-	runFor(t, r, 5*time.Second)
+	runFor(t, r, 5*time.Second, fails)
 	if !stopped {
 		t.Error("SIGTERM did not stop the reactor")
 	}

@@ -100,42 +100,86 @@ fn jobs_submit_jobs_and_idle_workers_steal_them() {
     assert_eq!(p.stats().completed, total as u64);
 }
 
+/// Jobs that finish only when the test hands out permits: how many run at once is then decided by
+/// the pool alone, however slow or loaded the machine is.
+#[derive(Default)]
+struct Permits {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    done: AtomicUsize,
+    tickets: AtomicUsize,
+    granted: AtomicUsize,
+}
+
+impl Permits {
+    fn job(self: &Arc<Self>) -> Job {
+        let this = self.clone();
+        Job::closure(move || {
+            let now = this.running.fetch_add(1, Ordering::SeqCst) + 1;
+            this.peak.fetch_max(now, Ordering::SeqCst);
+            // Job k (in start order) waits for permit k.
+            let ticket = this.tickets.fetch_add(1, Ordering::SeqCst);
+            while this.granted.load(Ordering::SeqCst) <= ticket {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            this.running.fetch_sub(1, Ordering::SeqCst);
+            this.done.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+}
+
+/// Hands out every permit when dropped: a failed assertion must not leave the pool's drop (which
+/// joins the workers) waiting for jobs that wait for permits.
+struct OpenOnDrop(Arc<Permits>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.granted.store(usize::MAX, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn resize_while_busy_grows_and_shrinks() {
+    const JOBS: usize = 400;
+    // Generous: these waits only run out when the pool is broken.
+    const WAIT: Duration = Duration::from_secs(30);
     let p = pool(1, 1);
-    let done = Arc::new(AtomicUsize::new(0));
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    for _ in 0..400 {
-        let (done, running, peak) = (done.clone(), running.clone(), peak.clone());
-        assert!(
-            p.submit(Job::closure(move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(1));
-                running.fetch_sub(1, Ordering::SeqCst);
-                done.fetch_add(1, Ordering::SeqCst);
-            }))
-            .is_ok()
-        );
+    let jobs = Arc::new(Permits::default());
+    let _open_on_failure = OpenOnDrop(jobs.clone()); // dropped before `p`
+    for _ in 0..JOBS {
+        assert!(p.submit(jobs.job()).is_ok());
     }
-    assert_eq!(p.stats().workers, 1);
-    p.resize(0, 6).unwrap();
-    wait_until("6 workers", Duration::from_secs(10), || {
-        p.stats().workers == 6
+    // One job holds the only worker; a second worker would show in the peak.
+    wait_until("1 job running", WAIT, || {
+        jobs.running.load(Ordering::SeqCst) == 1
     });
-    wait_until("6 jobs at once", Duration::from_secs(10), || {
-        peak.load(Ordering::SeqCst) == 6
-    });
-    p.resize(0, 2).unwrap();
-    wait_until("shrink to 2", Duration::from_secs(10), || {
-        p.stats().workers <= 2
-    });
-    peak.store(0, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(20));
-    assert!(peak.load(Ordering::SeqCst) <= 2);
+    assert_eq!(p.stats().workers, 1);
+    assert_eq!(jobs.peak.load(Ordering::SeqCst), 1);
+    // Grown to 6: six jobs hold six workers.
+    p.resize(0, 6).unwrap();
+    wait_until("6 jobs at once", WAIT, || {
+        jobs.running.load(Ordering::SeqCst) == 6
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(jobs.peak.load(Ordering::SeqCst), 6);
+    assert_eq!(p.stats().workers, 6);
+    // Shrunk to 2: the six running jobs may finish; four workers leave instead of taking the next
+    // job, the two that stay take one each and hold it.
+    p.resize(0, 2).unwrap();
+    jobs.granted.store(6, Ordering::SeqCst);
+    wait_until("shrink to 2", WAIT, || p.stats().workers == 2);
+    // A job stops counting as running before it counts as done.
+    wait_until("6 jobs done and 2 running", WAIT, || {
+        jobs.done.load(Ordering::SeqCst) == 6 && jobs.running.load(Ordering::SeqCst) == 2
+    });
+    assert_eq!(p.stats().workers, 2, "shrunk while jobs were queued");
+    // From here to the last job, at most two at once.
+    jobs.peak.store(2, Ordering::SeqCst);
+    jobs.granted.store(usize::MAX, Ordering::SeqCst);
     p.stop().unwrap();
-    assert_eq!(done.load(Ordering::SeqCst), 400);
+    assert_eq!(jobs.peak.load(Ordering::SeqCst), 2);
+    assert_eq!(jobs.done.load(Ordering::SeqCst), JOBS);
 }
 
 #[test]
@@ -369,7 +413,8 @@ fn blocking_jobs_never_wait_behind_each_other_while_workers_can_start() {
                     arrived.fetch_add(1, Ordering::SeqCst);
                     let started = Instant::now();
                     while arrived.load(Ordering::SeqCst) < 4 {
-                        if started.elapsed() > Duration::from_secs(5) {
+                        // Generous: only a pool that lets a job wait behind another runs out.
+                        if started.elapsed() > Duration::from_secs(30) {
                             failures.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
@@ -379,7 +424,7 @@ fn blocking_jobs_never_wait_behind_each_other_while_workers_can_start() {
                 .is_ok()
             );
         }
-        wait_until("a round", Duration::from_secs(20), || {
+        wait_until("a round", Duration::from_secs(60), || {
             p.stats().completed == 4 * (round + 1)
         });
         if round % 8 == 0 {

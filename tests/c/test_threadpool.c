@@ -9,15 +9,19 @@
  *     submitting thread; reactor_is_in_io_thread-like affinity: jobs run off the submitter;
  *   - jobs that submit jobs (a binary tree of 2^14 - 1 jobs) all run;
  *   - resize while busy: growing 1 -> 6 lets 6 jobs run at once, shrinking to 2 brings the
- *     workers down to 2 while jobs keep running; every job runs;
+ *     workers down to 2 while jobs keep running; every job runs (jobs wait for permits the test
+ *     hands out, so none of this depends on how fast the machine is);
  *   - stop with 100 000 queued jobs (held behind a blocker) runs them all before it returns and
  *     leaves no worker; stop twice is OK; free without stop does the same;
  *   - after stop: submit -> REACTOR_E_CLOSED with release not called, resize -> CLOSED, stats OK;
  *   - stop from one of the pool's own jobs -> REACTOR_E_BUSY;
- *   - an idle pool parks its workers (stats.idle == workers) and burns no CPU;
+ *   - an idle pool parks its workers (stats.idle == workers) and sleeps: over 300 ms the process
+ *     uses less CPU than half the wall time and makes fewer than 20 context switches (a spinning or
+ *     polling worker breaks one or the other; load cannot make a parked pool break either);
  *   - misuse: sizes (max 0, min > max, max > REACTOR_THREADPOOL_MAX_THREADS), NULL out / pool /
  *     fn / stats, struct_size rules, stale and made-up handles, double free, free(NULL).
  */
+#include <limits.h>
 #include <sys/resource.h>
 
 #include "test_util.h"
@@ -184,6 +188,9 @@ static void test_nested(void) {
 /* ---- resize while busy ----------------------------------------------------------- */
 
 static atomic_long busy_now, busy_peak, busy_done;
+/* A job finishes only once it holds a permit: job k (in start order) needs busy_permits > k. The
+ * test hands out permits, so how many jobs run at once is decided by the pool, not by timing. */
+static atomic_long busy_tickets, busy_permits;
 
 static void busy_job(void *ud) {
   (void)ud;
@@ -191,7 +198,8 @@ static void busy_job(void *ud) {
   long peak = atomic_load(&busy_peak);
   while (now > peak && !atomic_compare_exchange_weak(&busy_peak, &peak, now)) {
   }
-  tu_sleep_ms(2);
+  long ticket = atomic_fetch_add(&busy_tickets, 1);
+  while (atomic_load(&busy_permits) <= ticket) tu_sleep_ms(1);
   atomic_fetch_sub(&busy_now, 1);
   atomic_fetch_add(&busy_done, 1);
 }
@@ -202,21 +210,34 @@ static void test_resize(void) {
   REQUIRE_OK(reactor_threadpool_new(1, 1, &p));
   long n = tu_scale(1500, 600);
   for (long i = 0; i < n; i++) CHECK_OK(reactor_threadpool_submit(p, busy_job, NULL, NULL));
-  tu_sleep_ms(10);
+  /* One job runs and holds its worker (no permits yet); a second worker would show in busy_peak. */
+  CHECK(wait_for(&busy_now, 1, 30));
+  tu_sleep_ms(20);
   CHECK_EQ(pool_stats(p).workers, 1);
-  CHECK(atomic_load(&busy_peak) == 1);
+  CHECK_EQ(atomic_load(&busy_peak), 1);
+  /* Grown to 6: six jobs hold six workers, however long the workers take to start. */
   CHECK_OK(reactor_threadpool_resize(p, 0, 6));
-  CHECK(wait_for(&busy_peak, 6, 10));
+  CHECK(wait_for(&busy_now, 6, 30));
+  tu_sleep_ms(20);
   CHECK_EQ(atomic_load(&busy_peak), 6);
+  CHECK_EQ(pool_stats(p).workers, 6);
+  /* Shrunk to 2: let the six running jobs finish (six permits); four workers must leave instead of
+   * taking the next job, and the two that stay each take one and hold it. */
   CHECK_OK(reactor_threadpool_resize(p, 0, 2));
-  double end = tu_now() + (tu_valgrind() ? 50 : 10);
+  atomic_store(&busy_permits, 6);
+  double end = tu_now() + (tu_valgrind() ? 150 : 30);
   while (pool_stats(p).workers > 2 && tu_now() < end) tu_sleep_ms(1);
-  CHECK(pool_stats(p).workers <= 2);
-  CHECK(atomic_load(&busy_done) < n); /* still busy: the shrink happened while jobs ran */
-  atomic_store(&busy_peak, 0);
-  tu_sleep_ms(30);
-  CHECK(atomic_load(&busy_peak) <= 2);
+  CHECK_EQ(pool_stats(p).workers, 2);
+  CHECK(atomic_load(&busy_done) <= 6); /* still busy: the shrink happened while jobs were queued */
+  /* The six finish (a job stops counting as running before it counts as done), two more start. */
+  while ((atomic_load(&busy_done) < 6 || atomic_load(&busy_now) != 2) && tu_now() < end) tu_sleep_ms(1);
+  CHECK_EQ(atomic_load(&busy_done), 6);
+  CHECK_EQ(atomic_load(&busy_now), 2);
+  /* From here on at most two jobs at once, through to the last one. */
+  atomic_store(&busy_peak, 2);
+  atomic_store(&busy_permits, LONG_MAX);
   CHECK_OK(reactor_threadpool_stop(p));
+  CHECK(atomic_load(&busy_peak) <= 2);
   CHECK_EQ(atomic_load(&busy_done), n);
   reactor_threadpool_free(p);
 }
@@ -324,13 +345,21 @@ static double process_cpu(void) {
          ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6;
 }
 
+/* Context switches of every thread of the process: voluntary (a thread blocked or slept) plus
+ * involuntary (a running thread was preempted). Threads parked on a futex make none. */
+static long process_switches(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 static void test_idle(void) {
-  SECTION("idle workers park (stats.idle) and use no CPU");
+  SECTION("idle workers park (stats.idle) and sleep");
   reactor_threadpool_t *p;
   REQUIRE_OK(reactor_threadpool_new(3, 3, &p));
   atomic_store(&queued_runs, 0);
   for (int i = 0; i < 100; i++) CHECK_OK(reactor_threadpool_submit(p, count_job, NULL, NULL));
-  double end = tu_now() + (tu_valgrind() ? 25 : 5);
+  double end = tu_now() + (tu_valgrind() ? 150 : 30); /* generous: only a broken pool waits it out */
   reactor_threadpool_stats_t s = pool_stats(p);
   while ((s.idle != 3 || s.completed != 100) && tu_now() < end) {
     tu_sleep_ms(2);
@@ -340,11 +369,22 @@ static void test_idle(void) {
   CHECK_EQ(s.idle, 3);
   CHECK_EQ(s.completed, 100);
   if (!tu_valgrind()) {
-    double c0 = process_cpu();
+    /* Behaviour, not speed: parked workers neither run nor wake up. Load cannot make these fail (it
+     * only takes CPU away from threads that run) and each catches a worker that does not park:
+     *   - CPU under half the wall time: a spinning worker uses about all of it (three, up to two
+     *     cores' worth) unless the machine is busy, when it gets less...
+     *   - ...but then it is preempted over and over, and a worker that polls with short sleeps
+     *     switches at every sleep: under 20 context switches in 300 ms (this thread's sleep is one;
+     *     a 1 ms poll loop alone makes about 300). */
+    double c0 = process_cpu(), w0 = tu_now();
+    long x0 = process_switches();
     tu_sleep_ms(300);
-    double used = process_cpu() - c0;
-    printf("   CPU while idle for 300 ms: %.1f ms\n", used * 1e3);
-    CHECK(used < 0.030);
+    double used = process_cpu() - c0, wall = tu_now() - w0;
+    long switches = process_switches() - x0;
+    printf("   while idle for %.0f ms: %.1f ms CPU, %ld context switches\n", wall * 1e3, used * 1e3,
+           switches);
+    CHECK(used < 0.5 * wall);
+    CHECK(switches < 20);
   }
   reactor_threadpool_free(p);
 }
