@@ -19,7 +19,7 @@ STAGE    := $(CURDIR)/build/prefix
 PKGCONF  := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 EXAMPLES := $(wildcard c-examples/*.c)
 
-.PHONY: all install stage demo examples test bench header abi-baseline deps clean
+.PHONY: all install stage demo examples test bench header abi-baseline deps clean loom tsan
 
 all:
 	$(CARGO) build --release
@@ -46,6 +46,14 @@ examples: stage
 
 test:
 	scripts/test.sh
+
+# The loom model of the waker handshake (also part of `make test`).
+loom:
+	scripts/loom.sh
+
+# ThreadSanitizer: the Rust tests and the threaded C tests against a TSan build (nightly; part of `make test`).
+tsan:
+	scripts/tsan.sh
 
 bench: deps
 	$(PYTHON) bench/run.py

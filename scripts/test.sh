@@ -7,9 +7,10 @@
 #   4. cargo test --release       Rust tests; tests/ also compiles and runs the C tests per backend
 #                                 (natively, under valgrind, with ASan) and checks the C ABI against
 #                                 the committed baseline abi/libreactor.so.0.abi (tests/abi.rs)
-#   5. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
+#   5. scripts/loom.sh            loom model of the waker handshake (every interleaving)
+#   6. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
-#   6. bindings/go                go vet and go test -race (cgo against the same temporary install, a
+#   7. bindings/go                go vet and go test -race (cgo against the same temporary install, a
 #                                 fresh GOCACHE) once per backend, then the example command
 # Ends with "N passed, 0 failed" (Rust tests counted from cargo's "test result:" lines, plus one per
 # example run, plus Go tests counted from `go test -v`'s "--- PASS" lines and one per Go example run).
@@ -79,6 +80,16 @@ if [ "$rust_failed" -ne 0 ]; then
     echo "test.sh: cargo reported $rust_failed failed tests" >&2
     exit 1
 fi
+
+step "loom model of the waker handshake (scripts/loom.sh)"
+scripts/loom.sh 2>&1 | tee "$WORK/loom.log"
+loom_passed=$(awk '/^test result: /{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed;?$/) n += $i } END { print n + 0 }' \
+    "$WORK/loom.log")
+if [ "$loom_passed" -eq 0 ] || grep -qE '^test result: FAILED' "$WORK/loom.log"; then
+    echo "test.sh: the loom model failed" >&2
+    exit 1
+fi
+rust_passed=$((rust_passed + loom_passed))
 
 step "c-examples against an installed prefix"
 cargo build --release   # no-op after cargo test --release; makes sure the cdylib/staticlib exist
