@@ -5,7 +5,7 @@ use super::{
     check_struct_size, guarded, on_any_thread, on_owner, read_owner, write_out, write_versioned,
 };
 use crate::callback::UserData;
-use crate::handles::{self, HandleTable};
+use crate::handles::{HandleTable, ThreadPoolTable};
 use crate::reactor::ReactorEntry;
 use crate::status::{Error, Result};
 use crate::threadpool::{DeferredCall, Job, ThreadPool};
@@ -27,7 +27,7 @@ struct PoolHandle {
     owner: Owner,
 }
 
-static POOLS: HandleTable<PoolHandle> = HandleTable::new(handles::THREADPOOL);
+static POOLS: ThreadPoolTable<PoolHandle> = HandleTable::new();
 
 /// The pool and owner behind a live handle, copied out so that long operations (stop) run unpinned.
 fn pool_of(p: *const reactor_threadpool_t) -> Result<(Arc<ThreadPool>, Option<usize>)> {

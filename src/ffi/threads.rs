@@ -2,7 +2,7 @@
 
 use super::{guarded, on_any_thread, on_owner, write_out};
 use crate::callback::{Callback, UserData};
-use crate::handles::{self, HandleTable};
+use crate::handles::{HandleTable, RemoteTable};
 use crate::reactor::{Shared, ThreadCall, async_reactor_of, async_send};
 use crate::status::{Error, to_status};
 use crate::types::*;
@@ -15,7 +15,7 @@ struct RemoteHandle {
     shared: Arc<Shared>,
 }
 
-static REMOTES: HandleTable<RemoteHandle> = HandleTable::new(handles::REMOTE);
+static REMOTES: RemoteTable<RemoteHandle> = HandleTable::new();
 
 /// Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
 /// before `run` wait for it; a call accepted while a run is ending runs before that run returns. After

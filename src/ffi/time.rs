@@ -7,7 +7,7 @@
 
 use super::{claimed, guarded, on_owner, read_owner, write_out};
 use crate::callback::{Callback, UserData};
-use crate::handles::{self, HandleTable};
+use crate::handles::{DelayedCallTable, HandleTable};
 use crate::reactor::Reactor;
 use crate::reactor::entry::{self, REACTORS};
 use crate::status::{Error, Result, to_status};
@@ -23,7 +23,7 @@ struct DelayedCall {
     record: Arc<TimerRecord>,
 }
 
-static DELAYED_CALLS: HandleTable<DelayedCall> = HandleTable::new(handles::DELAYED_CALL);
+static DELAYED_CALLS: DelayedCallTable<DelayedCall> = HandleTable::new();
 
 /// The reactor token and record behind a handle, copied out (the handle may be released meanwhile).
 fn delayed_call(c: *const reactor_delayed_call_t) -> Option<(*const reactor_t, Arc<TimerRecord>)> {

@@ -26,10 +26,18 @@ pub use owner::OwnerGuard;
 pub(crate) use state::FLAG as FLAG_BIT;
 pub use table::{HandleTable, Pinned};
 
+/// The table type of each kind.
+pub type ReactorTable<T> = HandleTable<T, { REACTOR.index_bits }, { REACTOR.generation_bits }>;
+pub type DelayedCallTable<T> =
+    HandleTable<T, { DELAYED_CALL.index_bits }, { DELAYED_CALL.generation_bits }>;
+pub type AsyncTable<T> = HandleTable<T, { ASYNC.index_bits }, { ASYNC.generation_bits }>;
+pub type RemoteTable<T> = HandleTable<T, { REMOTE.index_bits }, { REMOTE.generation_bits }>;
+pub type ThreadPoolTable<T> =
+    HandleTable<T, { THREADPOOL.index_bits }, { THREADPOOL.generation_bits }>;
+
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {
-    pub name: &'static str,
     /// log2 of the number of live handles the kind supports.
     pub index_bits: u32,
     /// Generation bits carried in the handle (at most `state::GENERATION_BITS`).
@@ -61,27 +69,22 @@ impl Kind {
 }
 
 pub(crate) const REACTOR: Kind = Kind {
-    name: "reactor",
     index_bits: 12,
     generation_bits: 12,
 };
 pub(crate) const DELAYED_CALL: Kind = Kind {
-    name: "delayed call",
     index_bits: 20,
     generation_bits: 8,
 };
 pub(crate) const ASYNC: Kind = Kind {
-    name: "async",
     index_bits: 16,
     generation_bits: 8,
 };
 pub(crate) const REMOTE: Kind = Kind {
-    name: "remote",
     index_bits: 16,
     generation_bits: 8,
 };
 pub(crate) const THREADPOOL: Kind = Kind {
-    name: "thread pool",
     index_bits: 12,
     generation_bits: 12,
 };

@@ -58,7 +58,7 @@ impl<T> Drop for OwnerGuard<'_, T> {
     }
 }
 
-impl<T: Send + Sync> HandleTable<T> {
+impl<T: Send + Sync, const I: u32, const G: u32> HandleTable<T, I, G> {
     /// Stores an object owned by thread `owner`.
     pub fn insert_owned(&self, object: Box<T>, owner: u32) -> Result<*mut c_void> {
         self.insert_with(object, u64::from(owner))
@@ -153,14 +153,14 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     const OWNED: Kind = Kind {
-        name: "owned test",
         index_bits: 8,
         generation_bits: 12,
     };
+    type Owned<T> = HandleTable<T, { OWNED.index_bits }, { OWNED.generation_bits }>;
 
     #[test]
     fn owner_claims_nest_and_others_are_refused() {
-        static TABLE: HandleTable<u32> = HandleTable::new(OWNED);
+        static TABLE: Owned<u32> = HandleTable::new();
         let me = thread_id::current();
         let h = TABLE.insert_owned(Box::new(1), me).unwrap() as usize;
         let outer = TABLE.claim(h as *const c_void, me, false).unwrap();
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn racing_adoptions_have_exactly_one_winner() {
-        static TABLE: HandleTable<AtomicUsize> = HandleTable::new(OWNED);
+        static TABLE: Owned<AtomicUsize> = HandleTable::new();
         const THREADS: usize = 4;
         for _ in 0..500 {
             let h = TABLE
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn free_races_owner_calls_without_use_after_free() {
-        static TABLE: HandleTable<Vec<u32>> = HandleTable::new(OWNED);
+        static TABLE: Owned<Vec<u32>> = HandleTable::new();
         for _ in 0..300 {
             let me = thread_id::current();
             let h = TABLE.insert_owned(Box::new(vec![7; 8]), me).unwrap() as usize;

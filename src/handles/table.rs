@@ -38,8 +38,9 @@ struct FreeSlots {
     next_fresh: usize,
 }
 
-pub struct HandleTable<T> {
-    kind: Kind,
+/// `INDEX_BITS` and `GENERATION_BITS` are the kind's layout (see `Kind`), as constants so that a
+/// lookup's arithmetic folds (an async send is a handful of instructions).
+pub struct HandleTable<T, const INDEX_BITS: u32, const GENERATION_BITS: u32> {
     /// Start of the mapping (slot array, then handle range); 0 until the first insert.
     base: AtomicUsize,
     free: Mutex<FreeSlots>,
@@ -49,9 +50,9 @@ pub struct HandleTable<T> {
 
 // SAFETY: objects are shared between threads (`&T` through pins) and dropped on whichever thread
 // removes them, which `T: Send + Sync` permits; slots are atomics.
-unsafe impl<T: Send + Sync> Sync for HandleTable<T> {}
+unsafe impl<T: Send + Sync, const I: u32, const G: u32> Sync for HandleTable<T, I, G> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync> Send for HandleTable<T> {}
+unsafe impl<T: Send + Sync, const I: u32, const G: u32> Send for HandleTable<T, I, G> {}
 
 /// A pinned object: it stays in its table (and alive) until the pin is dropped.
 pub struct Pinned<'a, T> {
@@ -82,10 +83,17 @@ pub(super) fn backoff(round: &mut u32) {
     }
 }
 
-impl<T: Send + Sync> HandleTable<T> {
-    pub const fn new(kind: Kind) -> Self {
+impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
+    HandleTable<T, INDEX_BITS, GENERATION_BITS>
+{
+    const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+    const KIND: Kind = Kind {
+        index_bits: INDEX_BITS,
+        generation_bits: GENERATION_BITS,
+    };
+
+    pub const fn new() -> Self {
         HandleTable {
-            kind,
             base: AtomicUsize::new(0),
             free: Mutex::new(FreeSlots {
                 recycled: VecDeque::new(),
@@ -95,22 +103,18 @@ impl<T: Send + Sync> HandleTable<T> {
         }
     }
 
-    fn generation_mask(&self) -> u32 {
-        (1 << self.kind.generation_bits) - 1
-    }
-
     /// Maps the slot array and the handle range on first use. Called with `free` locked.
     fn map(&self) -> Result<usize> {
         let base = self.base.load(Ordering::Acquire);
         if base != 0 {
             return Ok(base);
         }
-        let base = reserve(self.kind.slot_bytes() + self.kind.handle_bytes())?;
+        let base = reserve(Self::KIND.slot_bytes() + Self::KIND.handle_bytes())?;
         // SAFETY: making the start of our own fresh mapping accessible.
         let rc = unsafe {
             libc::mprotect(
                 base.cast(),
-                self.kind.slot_bytes(),
+                Self::KIND.slot_bytes(),
                 libc::PROT_READ | libc::PROT_WRITE,
             )
         };
@@ -128,23 +132,23 @@ impl<T: Send + Sync> HandleTable<T> {
     }
 
     /// The slot a handle designates and the generation bits it carries, if it is in our range.
-    #[inline]
+    #[inline(always)]
     pub(super) fn locate(&self, handle: *const c_void) -> Option<(&Slot<T>, u32)> {
         let base = self.base.load(Ordering::Acquire);
         if base == 0 {
             return None;
         }
-        let offset = (handle as usize).wrapping_sub(base + self.kind.slot_bytes());
-        if offset >= self.kind.handle_bytes() {
+        let offset = (handle as usize).wrapping_sub(base + Self::KIND.slot_bytes());
+        if offset >= Self::KIND.handle_bytes() {
             return None;
         }
-        let index = offset & (self.kind.slots() - 1);
-        let generation = (offset >> self.kind.index_bits) as u32;
+        let index = offset & (Self::KIND.slots() - 1);
+        let generation = (offset >> INDEX_BITS) as u32;
         Some((self.slot_at(base, index), generation))
     }
 
     pub(super) fn is_open(&self, state: u64, generation: u32) -> bool {
-        state::is_open(state, generation, self.generation_mask())
+        state::is_open(state, generation, Self::GENERATION_MASK)
     }
 
     /// Stores `object` (with `initial` in the state word's low bits, e.g. an owner) and returns its
@@ -152,8 +156,8 @@ impl<T: Send + Sync> HandleTable<T> {
     pub fn insert_with(&self, object: Box<T>, initial: u64) -> Result<*mut c_void> {
         let mut free = self.free.lock().map_err(|_| Error::Internal)?;
         let base = self.map()?;
-        let index = if free.recycled.len() > self.kind.quarantine()
-            || free.next_fresh >= self.kind.slots()
+        let index = if free.recycled.len() > Self::KIND.quarantine()
+            || free.next_fresh >= Self::KIND.slots()
         {
             free.recycled.pop_front().ok_or(Error::NoMem)? as usize
         } else {
@@ -168,9 +172,9 @@ impl<T: Send + Sync> HandleTable<T> {
             state::with_generation(generation) | LIVE | initial,
             Ordering::Release,
         );
-        let handle_generation = (generation & self.generation_mask()) as usize;
-        let offset = handle_generation << self.kind.index_bits | index;
-        Ok((base + self.kind.slot_bytes() + offset) as *mut c_void)
+        let handle_generation = (generation & Self::GENERATION_MASK) as usize;
+        let offset = handle_generation << INDEX_BITS | index;
+        Ok((base + Self::KIND.slot_bytes() + offset) as *mut c_void)
     }
 
     pub fn insert(&self, object: Box<T>) -> Result<*mut c_void> {
@@ -266,6 +270,7 @@ impl<T: Send + Sync> HandleTable<T> {
     }
 
     /// True if the flag of a live handle is set.
+    #[inline(always)]
     pub fn flag_is_set(&self, handle: *const c_void) -> bool {
         self.locate(handle).is_some_and(|(slot, generation)| {
             let state = slot.state.load(Ordering::Acquire);
@@ -335,8 +340,8 @@ impl<T: Send + Sync> HandleTable<T> {
         slot.state
             .store(state::with_generation(generation + 1), Ordering::Release);
         let base = self.base.load(Ordering::Relaxed);
-        let offset = handle as usize - base - self.kind.slot_bytes();
-        let index = offset & (self.kind.slots() - 1);
+        let offset = handle as usize - base - Self::KIND.slot_bytes();
+        let index = offset & (Self::KIND.slots() - 1);
         if let Ok(mut free) = self.free.lock() {
             free.recycled.push_back(index as u32);
         }
@@ -368,14 +373,14 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     const SMALL: Kind = Kind {
-        name: "test",
         index_bits: 10,
         generation_bits: 8,
     };
+    type Small<T> = HandleTable<T, { SMALL.index_bits }, { SMALL.generation_bits }>;
 
     #[test]
     fn stale_and_foreign_handles_are_rejected() {
-        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        static TABLE: Small<u32> = HandleTable::new();
         let a = TABLE.insert(Box::new(7)).unwrap();
         assert_eq!(*TABLE.pin(a).unwrap(), 7);
         assert_eq!(*TABLE.remove(a).unwrap(), 7);
@@ -395,7 +400,7 @@ mod tests {
 
     #[test]
     fn churning_one_handle_never_revalidates_a_stale_one() {
-        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        static TABLE: Small<u32> = HandleTable::new();
         let first = TABLE.insert(Box::new(0)).unwrap();
         TABLE.remove(first);
         let detected_for = SMALL.quarantine() << SMALL.generation_bits;
@@ -409,7 +414,7 @@ mod tests {
 
     #[test]
     fn flag_is_raised_once_and_cleared_on_reuse() {
-        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        static TABLE: Small<u32> = HandleTable::new();
         let h = TABLE.insert(Box::new(1)).unwrap();
         assert!(TABLE.raise_flag(h).unwrap().is_some(), "first raise pins");
         assert!(
@@ -429,7 +434,7 @@ mod tests {
 
     #[test]
     fn removal_waits_for_pins_and_refuses_new_ones() {
-        static TABLE: HandleTable<Arc<AtomicBool>> = HandleTable::new(SMALL);
+        static TABLE: Small<Arc<AtomicBool>> = HandleTable::new();
         let dropped = Arc::new(AtomicBool::new(false));
         let h = TABLE.insert(Box::new(dropped.clone())).unwrap() as usize;
         let pin = TABLE.pin(h as *const c_void).unwrap();
@@ -448,7 +453,7 @@ mod tests {
 
     #[test]
     fn remove_idle_refuses_while_pinned() {
-        static TABLE: HandleTable<u32> = HandleTable::new(SMALL);
+        static TABLE: Small<u32> = HandleTable::new();
         let h = TABLE.insert(Box::new(3)).unwrap();
         let pin = TABLE.pin(h).unwrap();
         assert_eq!(TABLE.remove_idle(h, |_| Ok(())).err(), Some(Error::Busy));
@@ -458,7 +463,7 @@ mod tests {
 
     #[test]
     fn concurrent_pins_and_removals_never_see_freed_objects() {
-        static TABLE: HandleTable<Vec<u64>> = HandleTable::new(SMALL);
+        static TABLE: Small<Vec<u64>> = HandleTable::new();
         let rounds = if cfg!(miri) { 10 } else { 2000 };
         for round in 0..rounds {
             let h = TABLE.insert(Box::new(vec![round; 4])).unwrap() as usize;

@@ -10,7 +10,7 @@
 use super::Reactor;
 use super::shared::Shared;
 use crate::callback::{Callback, call_plain};
-use crate::handles::{self, HandleTable};
+use crate::handles::{AsyncTable, HandleTable};
 use crate::status::{Error, Result};
 use std::os::raw::c_void;
 use std::sync::Arc;
@@ -24,11 +24,22 @@ pub struct AsyncSender {
 
 /// Every open async handle. Entries are removed only on their reactor's thread, by
 /// `reactor_async_close` or `reactor_free`.
-pub static ASYNC_HANDLES: HandleTable<AsyncSender> = HandleTable::new(handles::ASYNC);
+pub static ASYNC_HANDLES: AsyncTable<AsyncSender> = HandleTable::new();
 
 /// `reactor_async_send`: no allocation, no lock: safe from any thread and from signal handlers.
-#[inline]
+/// A send that finds the flag raised (a wake-up is already on its way) is one load.
+#[inline(always)]
 pub fn send(handle: *const c_void) -> Result<()> {
+    if ASYNC_HANDLES.flag_is_set(handle) {
+        return Ok(());
+    }
+    raise_and_wake(handle)
+}
+
+/// The send that raises the flag: pin the handle, wake the reactor.
+#[cold]
+#[inline(never)]
+fn raise_and_wake(handle: *const c_void) -> Result<()> {
     if let Some(sender) = ASYNC_HANDLES.raise_flag(handle)? {
         sender.reactor.signal_async();
     }

@@ -8,8 +8,9 @@
 
 use super::shared::Shared;
 use super::{Options, Reactor};
-use crate::handles::{self, HandleTable, OwnerGuard, Pinned};
+use crate::handles::{self, HandleTable, OwnerGuard, Pinned, ReactorTable};
 use crate::status::{Error, Result};
+use crate::sync::Padded;
 use crate::thread_id;
 use crate::threadpool::ReactorPool;
 use crate::types::reactor_t;
@@ -29,12 +30,15 @@ unsafe impl Send for OwnerOnly {}
 // SAFETY: as above: shared references to `OwnerOnly` hand out nothing without a claim.
 unsafe impl Sync for OwnerOnly {}
 
+/// The fields other threads read come first; the owner-only part, whose `Cell`s the reactor thread
+/// writes all the time, starts on a cache line of its own.
+#[repr(C)]
 pub struct ReactorEntry {
     pub shared: Arc<Shared>,
     pub pool: Arc<ReactorPool>,
     backend_name: &'static str,
     backend_fd: c_int,
-    core: OwnerOnly,
+    core: Padded<OwnerOnly>,
 }
 
 impl ReactorEntry {
@@ -47,14 +51,14 @@ impl ReactorEntry {
     }
 }
 
-pub static REACTORS: HandleTable<ReactorEntry> = HandleTable::new(handles::REACTOR);
+pub static REACTORS: ReactorTable<ReactorEntry> = HandleTable::new();
 
 /// An ownership claim on a reactor (held by the calling thread, or by an outer frame on its stack).
 pub type Claimed<'a> = OwnerGuard<'a, ReactorEntry>;
 
 /// The owner-only part of a claimed reactor.
 pub fn reactor<'a>(claim: &'a Claimed<'_>) -> &'a Reactor {
-    &claim.core.0
+    &claim.core.0.0
 }
 
 /// Creates a reactor owned by the calling thread and returns its handle.
@@ -65,7 +69,7 @@ pub fn create(options: Options) -> Result<*mut reactor_t> {
         pool: reactor.pool.clone(),
         backend_name: reactor.backend_name(),
         backend_fd: reactor.backend_fd(),
-        core: OwnerOnly(reactor),
+        core: Padded(OwnerOnly(reactor)),
     };
     let me = thread_id::current();
     let handle = REACTORS.insert_owned(Box::new(entry), me)?;

@@ -18,6 +18,7 @@
 //! are released after it returns.
 
 mod asyncs;
+mod call_queue;
 pub mod entry;
 mod events;
 mod faults;
@@ -52,6 +53,7 @@ use signals::SignalWatchers;
 use state::Stage;
 use stats::{Stats, bump};
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::raw::{c_int, c_void};
@@ -84,6 +86,8 @@ pub struct Reactor {
     signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
+    /// Thread calls taken from the shared queue and not run yet (left over by a crash).
+    call_batch: RefCell<VecDeque<ThreadCall>>,
     callback_depth: Cell<u32>,
     graveyard: RefCell<Vec<UserData>>,
     log: Cell<Option<(LogFn, usize)>>,
@@ -165,6 +169,7 @@ impl Reactor {
             signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
+            call_batch: RefCell::new(VecDeque::new()),
             callback_depth: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
             log: Cell::new(None),
@@ -403,6 +408,7 @@ impl Reactor {
 
     fn has_ready_work(&self) -> bool {
         self.shared.has_work()
+            || self.has_leftover_calls()
             || self.events.borrow().has_ready()
             || self
                 .state
@@ -488,9 +494,9 @@ impl Drop for Reactor {
         self.pool.shutdown(true);
         self.shared.close_remote_gate(true);
         let asyncs = self.close_all_asyncs();
-        while let Some(call) = self.shared.steal_call() {
-            drop(call);
-        }
+        self.shared.take_calls(self.call_batch.get_mut());
+        let calls = std::mem::take(self.call_batch.get_mut());
+        drop(calls);
         let timers = self.timers.get_mut().close_all();
         drop(timers);
         let sources = self.take_all_sources();

@@ -2,11 +2,12 @@
 //! the async-pending flag, the gate of remote handles and the poisoned flag. Everything here is `Sync`.
 
 use super::Reactor;
+use super::call_queue::CallQueue;
 use super::wake::WakeHandshake;
 use crate::backend::WakeTarget;
 use crate::callback::Callback;
 use crate::status::{Error, Result};
-use crossbeam_deque::{Injector, Steal};
+use crate::sync::Padded;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
@@ -59,22 +60,27 @@ impl Gate {
     }
 }
 
+/// Laid out (in this order) by who writes what: the read-mostly fields every any-thread call reads
+/// share the first line; the handshake (written by the reactor when it goes to sleep or wakes), the
+/// async flag (written by senders) and the call queue (written by producers and the reactor) each have
+/// lines of their own, so no side's writes take away a line another side only reads.
+#[repr(C)]
 pub struct Shared {
     poisoned: AtomicBool,
-    handshake: WakeHandshake,
-    async_pending: AtomicBool,
-    calls: Injector<ThreadCall>,
-    remote_gate: Gate,
     waker: WakeTarget,
+    remote_gate: Gate,
+    handshake: Padded<WakeHandshake>,
+    async_pending: Padded<AtomicBool>,
+    calls: Padded<CallQueue>,
 }
 
 impl Shared {
     pub fn new(waker: WakeTarget) -> Shared {
         Shared {
             poisoned: AtomicBool::new(false),
-            handshake: WakeHandshake::default(),
-            async_pending: AtomicBool::new(false),
-            calls: Injector::new(),
+            handshake: Padded(WakeHandshake::default()),
+            async_pending: Padded(AtomicBool::new(false)),
+            calls: Padded(CallQueue::default()),
             remote_gate: Gate(AtomicU64::new(0)),
             waker,
         }
@@ -161,13 +167,8 @@ impl Shared {
         self.calls.len()
     }
 
-    pub fn steal_call(&self) -> Option<ThreadCall> {
-        loop {
-            match self.calls.steal() {
-                Steal::Success(call) => return Some(call),
-                Steal::Empty => return None,
-                Steal::Retry => continue,
-            }
-        }
+    /// Moves every queued call, oldest first, to the back of the reactor's `batch`.
+    pub fn take_calls(&self, batch: &mut std::collections::VecDeque<ThreadCall>) {
+        self.calls.take_all(batch);
     }
 }

@@ -5,6 +5,7 @@ use super::sleep::Sleep;
 use super::worker;
 use crate::reactor::Shared;
 use crate::status::{Error, Result};
+use crate::sync::Padded;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -21,18 +22,6 @@ const STACK_SIZE: usize = 8 << 20;
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
-
-/// Keeps a hot atomic on a cache line of its own (no false sharing between submitters and workers).
-#[repr(align(128))]
-#[derive(Default)]
-pub(super) struct Padded<T>(pub T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
 
 /// A counters snapshot (`reactor_threadpool_stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

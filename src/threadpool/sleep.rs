@@ -33,7 +33,7 @@ pub(super) enum Wake {
 #[derive(Default)]
 pub(super) struct Sleep {
     /// Parked workers that no wake-up has claimed yet. Changed under `state`, read without it.
-    idle: super::pool::Padded<AtomicUsize>,
+    idle: crate::sync::Padded<AtomicUsize>,
     state: Mutex<State>,
     cv: Condvar,
 }
