@@ -137,6 +137,19 @@ impl Shared {
         result
     }
 
+    /// Queues work for the reactor thread from a thread that holds no pin on the reactor (a pool
+    /// worker's completion), through the same gate as remote calls; refused (handed back) once the
+    /// reactor stopped for good or was freed (possible when the reactor is freed from inside one of
+    /// its own pool jobs: the pool is then left to finish on its own).
+    pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), ThreadCall> {
+        if self.remote_gate.enter().is_err() {
+            return Err(call);
+        }
+        self.push_call(call);
+        self.remote_gate.leave();
+        Ok(())
+    }
+
     /// Closes the remote gate: the run ended with stop (`freed` false) or the reactor is freed.
     pub fn close_remote_gate(&self, freed: bool) {
         self.remote_gate.close(if freed { FREED } else { STOPPED });

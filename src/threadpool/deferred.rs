@@ -34,7 +34,9 @@ impl Task for DeferredCall {
         self.result = call_work_result(self.work, self.data.ptr()) as usize;
         self.epoch = cx.epoch;
         if let Some(shared) = cx.reactor {
-            shared.push_call(ThreadCall::Task(self));
+            // Refused only if the reactor is gone (freed from inside one of its own pool jobs, so the
+            // pool could not be joined): then the release runs here, on the worker.
+            let _ = shared.push_unpinned(ThreadCall::Task(self));
         }
     }
 
