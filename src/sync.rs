@@ -3,9 +3,9 @@
 //! cache-line padding.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicBool, Ordering, fence};
+pub use loom::sync::atomic::Ordering;
 #[cfg(not(loom))]
-pub use std::sync::atomic::{AtomicBool, Ordering, fence};
+pub use std::sync::atomic::Ordering;
 
 /// Keeps a hot atomic on a cache line of its own (no false sharing between the threads that write it
 /// and those that only read their neighbours). 128 bytes: adjacent-line prefetch pairs lines on x86.

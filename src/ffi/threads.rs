@@ -1,8 +1,9 @@
 //! IReactorThreads at the C boundary: call_from_thread, async and remote handles.
 
-use super::{guarded, on_any_thread, on_owner, write_out};
+use super::{guarded, on_owner, write_out};
 use crate::callback::{Callback, UserData};
 use crate::handles::{HandleTable, RemoteTable};
+use crate::reactor::entry;
 use crate::reactor::{Shared, ThreadCall, async_reactor_of, async_send};
 use crate::status::{Error, to_status};
 use crate::types::*;
@@ -34,12 +35,17 @@ pub extern "C" fn reactor_call_from_thread(
     let Some(func) = cb else {
         return Error::Invalid.code();
     };
-    on_any_thread(r, true, |entry| {
-        entry.shared.push_call(ThreadCall::Host(Callback {
+    guarded(|| {
+        let call = ThreadCall::Host(Callback {
             func,
             data: UserData::new(ud, release),
-        }));
-        Ok(())
+        });
+        entry::queue_call(r, call).map_err(|(error, refused)| {
+            if let ThreadCall::Host(refused) = refused {
+                refused.data.into_raw(); // not queued: the data stays the caller's
+            }
+            error
+        })
     })
 }
 

@@ -24,6 +24,7 @@ mod table;
 
 pub use owner::OwnerGuard;
 pub(crate) use state::FLAG as FLAG_BIT;
+pub(crate) use state::{AWAKE, PIN, WAKE_PENDING};
 pub use table::{HandleTable, Pinned};
 
 /// The table type of each kind.

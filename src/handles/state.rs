@@ -1,16 +1,20 @@
 //! The layout of a slot's atomic state word.
 //!
 //! ```text
-//!  63        52 51   50      49        48     47      32 31                0
-//! +------------+----+-------+----------+------+----------+------------------+
-//! | generation |LIVE|CLOSING|OWNER_IN  | FLAG |   pins   | owner thread id  |
-//! +------------+----+-------+----------+------+----------+------------------+
+//!  63        52 51   50      49      48   47    46         45    32 31                0
+//! +------------+----+-------+--------+----+-----+-----------+-------+------------------+
+//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. | pins  | owner thread id  |
+//! +------------+----+-------+--------+----+-----+-----------+-------+------------------+
 //! ```
 //!
 //! - generation: bumped each time the slot is emptied; handles carry its low bits.
 //! - LIVE: the slot holds an object. CLOSING: removal in progress; no new pins.
 //! - OWNER_IN: (reactors) an owner-thread call is in progress; it holds one pin.
 //! - FLAG: one kind-specific bit (async handles: "send pending"; reactors: "stopped for good").
+//! - AWAKE, WAKE_PENDING: (reactors) the waker handshake (`crate::reactor::wake`): the reactor thread
+//!   is inside a pass and looks at its queues before it sleeps; a producer has claimed the wake-up
+//!   since the reactor's last pass began. In this word so that the unpin a producer does anyway
+//!   tells it whether to wake the reactor.
 //! - pins: accesses in progress; removal waits for (or, for reactors, refuses on) a non-zero count.
 //! - owner: (reactors) the owning thread's id.
 
@@ -20,9 +24,11 @@ pub(crate) const LIVE: u64 = 1 << 51;
 pub(crate) const CLOSING: u64 = 1 << 50;
 pub(crate) const OWNER_IN: u64 = 1 << 49;
 pub(crate) const FLAG: u64 = 1 << 48;
+pub(crate) const AWAKE: u64 = 1 << 47;
+pub(crate) const WAKE_PENDING: u64 = 1 << 46;
 const PIN_SHIFT: u32 = 32;
 pub(crate) const PIN: u64 = 1 << PIN_SHIFT;
-const PIN_MASK: u64 = 0xffff << PIN_SHIFT;
+const PIN_MASK: u64 = 0x3fff << PIN_SHIFT;
 const OWNER_MASK: u64 = 0xffff_ffff;
 
 #[inline]
@@ -69,10 +75,17 @@ mod tests {
 
     #[test]
     fn fields_do_not_overlap() {
-        let word = with_generation(0xfff) | LIVE | CLOSING | OWNER_IN | FLAG | (PIN * 0xffff);
+        let word = with_generation(0xfff)
+            | LIVE
+            | CLOSING
+            | OWNER_IN
+            | FLAG
+            | AWAKE
+            | WAKE_PENDING
+            | (PIN * 0x3fff);
         let word = with_owner(word, u32::MAX);
         assert_eq!(generation(word), 0xfff);
-        assert_eq!(pins(word), 0xffff);
+        assert_eq!(pins(word), 0x3fff);
         assert!(pins_full(word));
         assert_eq!(owner(word), u32::MAX);
         assert_eq!(with_owner(word, 7) & !OWNER_MASK, word & !OWNER_MASK);

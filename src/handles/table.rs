@@ -67,6 +67,24 @@ impl<T> Deref for Pinned<'_, T> {
     }
 }
 
+impl<T> Pinned<'_, T> {
+    /// Ends the pin through `release`, which gets the slot's state word while the pin is still
+    /// held. If `release` returns true it has removed the pin itself (one `PIN` unit, e.g. in a
+    /// compare-and-swap that also read other bits); otherwise the pin is dropped as usual afterwards.
+    pub fn release_with(self, release: impl FnOnce(&AtomicU64) -> bool) {
+        if release(&self.slot.state) {
+            std::mem::forget(self);
+        }
+    }
+
+    /// The slot's state word, which stays valid for the life of the process (slots are never
+    /// unmapped); for a reactor, the word its waker handshake runs on.
+    pub fn state_word(&self) -> &'static AtomicU64 {
+        // SAFETY: slot memory is mapped once and never unmapped (see `HandleTable::map`).
+        unsafe { &*(&self.slot.state as *const AtomicU64) }
+    }
+}
+
 impl<T> Drop for Pinned<'_, T> {
     fn drop(&mut self) {
         self.slot.state.fetch_sub(PIN, Ordering::Release);

@@ -6,7 +6,7 @@
 //! across threads and exclude `reactor_free`, so the `Reactor`'s `Cell`s and `RefCell`s are only ever
 //! touched by one thread at a time, with acquire/release ordering at every hand-over.
 
-use super::shared::Shared;
+use super::shared::{Shared, ThreadCall};
 use super::{Options, Reactor};
 use crate::handles::{self, HandleTable, OwnerGuard, Pinned, ReactorTable};
 use crate::status::{Error, Result};
@@ -75,6 +75,8 @@ pub fn create(options: Options) -> Result<*mut reactor_t> {
     let handle = REACTORS.insert_owned(Box::new(entry), me)?;
     let claim = REACTORS.claim(handle, me, false)?;
     self::reactor(&claim).set_handle(handle.cast());
+    let pin = REACTORS.pin(handle).ok_or(Error::Internal)?;
+    claim.shared.bind_word(pin.state_word());
     Ok(handle.cast())
 }
 
@@ -98,6 +100,24 @@ pub fn pin_open<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
             Ok(())
         }
     })
+}
+
+/// `reactor_call_from_thread`: queues `call` for the reactor's thread and wakes it if needed;
+/// `Error::Closed` once a run ended with stop (the call is handed back with the error).
+pub fn queue_call(
+    r: *const reactor_t,
+    call: ThreadCall,
+) -> std::result::Result<(), (Error, ThreadCall)> {
+    let pin = match pin_open(r) {
+        Ok(pin) => pin,
+        Err(e) => return Err((e, call)),
+    };
+    if pin.shared.is_poisoned() {
+        return Err((Error::Internal, call));
+    }
+    let waker = pin.shared.push_call_pinned(call);
+    super::shared::end_pin_after_publish(pin, waker);
+    Ok(())
 }
 
 /// From the owner, when a run ended with stop: refuse work from other threads from now on, and wait

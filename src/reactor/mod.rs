@@ -30,7 +30,7 @@ mod state;
 mod stats;
 mod thread_calls;
 mod timers;
-mod wake;
+pub(crate) mod wake;
 
 pub use asyncs::{reactor_of as async_reactor_of, send as async_send};
 pub use entry::{Claimed, REACTORS, ReactorEntry};
@@ -124,7 +124,7 @@ struct DriveGuard<'a> {
 impl Drop for DriveGuard<'_> {
     fn drop(&mut self) {
         let reactor = self.reactor;
-        reactor.shared.handshake().set_awake(false);
+        reactor.shared.prepare_to_block();
         if reactor.state.get().is_run() {
             reactor.unwatch_stop_signals();
         }
@@ -354,7 +354,7 @@ impl Reactor {
     // ----- the pass -----------------------------------------------------------------------------
 
     fn pass(&self, wait_ms: c_int) -> Result<()> {
-        self.shared.handshake().set_awake(true);
+        self.shared.set_awake();
         self.fault(FaultPoint::NextPass);
         // The thread pool's workers start once the reactor runs or is iterated (one load afterwards).
         self.pool.start();
@@ -385,7 +385,7 @@ impl Reactor {
     }
 
     fn run_ready_work(&self, cutoff: u64) {
-        self.shared.handshake().begin_pass();
+        self.shared.begin_pass();
         self.continue_ready_events();
         if self
             .state
@@ -444,14 +444,14 @@ impl Reactor {
         self.io_cursor.set(0);
         if timeout != 0 {
             // From here on producers write the waker; work that arrived meanwhile means no sleep.
-            self.shared.handshake().prepare_to_block();
+            self.shared.prepare_to_block();
             if self.shared.has_work() {
                 timeout = 0;
             }
         }
         let started = (timeout != 0).then(monotonic_seconds);
         let result = self.backend.borrow_mut().poll(&mut events, timeout);
-        self.shared.handshake().set_awake(true);
+        self.shared.set_awake();
         bump(&self.stats.polls);
         if let Some(started) = started {
             let idle = &self.stats.idle_seconds;

@@ -3,12 +3,12 @@
 
 use super::Reactor;
 use super::call_queue::CallQueue;
-use super::wake::WakeHandshake;
+use super::wake;
 use crate::backend::WakeTarget;
 use crate::callback::Callback;
 use crate::status::{Error, Result};
 use crate::sync::Padded;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
 /// half of `reactor_call_in_thread_with_callback`. Dropping one without running it must release
@@ -61,24 +61,28 @@ impl Gate {
 }
 
 /// Laid out (in this order) by who writes what: the read-mostly fields every any-thread call reads
-/// share the first line; the handshake (written by the reactor when it goes to sleep or wakes), the
-/// async flag (written by senders) and the call queue (written by producers and the reactor) each have
-/// lines of their own, so no side's writes take away a line another side only reads.
+/// share the first line; the async flag (written by senders) and the call queue (written by producers
+/// and the reactor) have lines of their own, so no side's writes take away a line another side only
+/// reads. The waker handshake runs on the reactor handle's state word (`wake`), bound at creation.
 #[repr(C)]
 pub struct Shared {
     poisoned: AtomicBool,
     waker: WakeTarget,
+    /// The reactor handle's state word (never unmapped), where AWAKE and WAKE_PENDING live.
+    word: AtomicPtr<AtomicU64>,
     remote_gate: Gate,
-    handshake: Padded<WakeHandshake>,
     async_pending: Padded<AtomicBool>,
     calls: Padded<CallQueue>,
 }
+
+/// Where the handshake runs before the reactor has a handle (nothing produces for it yet).
+static UNBOUND: AtomicU64 = AtomicU64::new(0);
 
 impl Shared {
     pub fn new(waker: WakeTarget) -> Shared {
         Shared {
             poisoned: AtomicBool::new(false),
-            handshake: Padded(WakeHandshake::default()),
+            word: AtomicPtr::new(&UNBOUND as *const AtomicU64 as *mut AtomicU64),
             async_pending: Padded(AtomicBool::new(false)),
             calls: Padded(CallQueue::default()),
             remote_gate: Gate(AtomicU64::new(0)),
@@ -94,28 +98,62 @@ impl Shared {
         self.poisoned.store(true, Ordering::Relaxed);
     }
 
-    /// Wakes the reactor thread unless it is awake or a wake-up is already on its way.
-    /// Async-signal-safe.
+    /// Binds the waker handshake to the reactor handle's state word (at creation, before anyone else
+    /// can reach the reactor).
+    pub fn bind_word(&self, word: &'static AtomicU64) {
+        self.word.store(
+            word as *const AtomicU64 as *mut AtomicU64,
+            Ordering::Release,
+        );
+    }
+
+    /// The handshake word.
+    #[inline]
+    pub fn word(&self) -> &AtomicU64 {
+        // SAFETY: points to `UNBOUND` or to a slot's state word; both live as long as the process.
+        unsafe { &*self.word.load(Ordering::Acquire) }
+    }
+
+    /// After publishing work without holding a pin on the reactor: wakes the reactor thread unless it
+    /// is awake or a wake-up is already on its way. Async-signal-safe.
     #[inline]
     pub fn wake(&self) {
-        if self.handshake.needs_wake() {
+        if wake::publish(self.word()) {
             self.waker.wake();
         }
     }
 
-    /// Wakes the reactor's poll unconditionally (`reactor_wake_up`).
+    /// Writes the waker unconditionally (`reactor_wake_up`, and producers that claimed the wake-up).
+    #[inline]
     pub fn force_wake(&self) {
         self.waker.wake();
     }
 
-    pub fn handshake(&self) -> &WakeHandshake {
-        &self.handshake
+    /// Reactor side of the handshake (see `wake`).
+    pub fn set_awake(&self) {
+        wake::set_awake(self.word());
     }
 
-    /// Queues a call for the reactor thread. Callers that must respect the end of a run reach this
-    /// through the reactor's open pin or the remote gate.
+    pub fn begin_pass(&self) {
+        wake::begin_pass(self.word());
+    }
+
+    pub fn prepare_to_block(&self) {
+        wake::prepare_to_block(self.word());
+    }
+
+    /// Queues a call from a thread that holds a pin on the reactor; the caller then ends the pin
+    /// with `end_pin_after_publish`.
     #[inline]
-    pub fn push_call(&self, call: ThreadCall) {
+    pub fn push_call_pinned(&self, call: ThreadCall) -> WakeTarget {
+        self.calls.push(call);
+        self.waker
+    }
+
+    /// Queues a call for the reactor thread from a thread without a pin on it. Callers that must
+    /// respect the end of a run or `reactor_free` reach this through the remote gate.
+    #[inline]
+    fn push_call(&self, call: ThreadCall) {
         self.calls.push(call);
         self.wake();
     }
@@ -184,4 +222,21 @@ impl Shared {
     pub fn take_calls(&self, batch: &mut std::collections::VecDeque<ThreadCall>) {
         self.calls.take_all(batch);
     }
+}
+
+/// Ends a producer's pin on the reactor after it published work (`push_call_pinned`): when the
+/// reactor is awake the unpin itself is the handshake's read-modify-write (no other atomic);
+/// otherwise the producer that claims the wake-up writes the waker, while still pinned (the waker's fd
+/// is valid only while the reactor is).
+#[inline]
+pub fn end_pin_after_publish<T>(pin: crate::handles::Pinned<'_, T>, waker: WakeTarget) {
+    pin.release_with(|word| {
+        if wake::unpin_if_awake(word, crate::handles::PIN) {
+            return true;
+        }
+        if wake::claim_wake(word) {
+            waker.wake();
+        }
+        false
+    });
 }
