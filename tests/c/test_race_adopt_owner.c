@@ -25,9 +25,9 @@
 
 static const char *PROG = "test_race_adopt_owner";
 
-/* The owner stops once the adopter made this many attempts (or after MAX_OWNER_CALLS). */
+/* The owner stops once the adopter made this many attempts (or after max_owner_calls). */
 #define ATTEMPTS_PER_ROUND 20
-#define MAX_OWNER_CALLS 20000
+static long max_owner_calls;
 
 static reactor_t *g_r;
 static atomic_int done, won, t_exited, t_rc, round_attempts;
@@ -77,6 +77,7 @@ static void adopter(race_crew_t *c, int index) {
                       REACTOR_E_ALREADY_RUNNING, REACTOR_E_BUSY))
       break;
     if (rc == REACTOR_OK) break;
+    if (tu_valgrind()) sched_yield(); /* one thread at a time: let the owner make progress */
   }
   atomic_store(&t_rc, rc);
   atomic_store(&t_exited, 1);
@@ -114,6 +115,7 @@ static int owner_call(reactor_t *r, int k, int rfd, long round) {
 int main(void) {
   tu_watchdog(60);
   long rounds = tu_scale(3000, 50);
+  max_owner_calls = tu_scale(20000, 500);
   int p[2];
   tu_pipe(p);
   reactor_t *probe = tu_new_reactor();
@@ -143,9 +145,10 @@ int main(void) {
     race_crew_begin(&crew, round);
     race_gate(&gate, 2);
     int lost = 0, after_loss = 0;
-    for (int k = 0; k < MAX_OWNER_CALLS; k++) {
+    for (int k = 0; k < max_owner_calls; k++) {
       if (!lost && (atomic_load(&round_attempts) >= ATTEMPTS_PER_ROUND || atomic_load(&t_exited)))
         break;
+      if (tu_valgrind() && (k & 3) == 3) sched_yield(); /* let the adopter try between calls */
       int rc = owner_call(r, k + (int)(round % 3), p[0], round);
       if (lost) {
         if (rc != REACTOR_E_WRONG_THREAD) {
