@@ -37,6 +37,7 @@ typedef struct race_crew_arg {
   int index;
 } race_crew_arg_t;
 
+/* One crew per program (the per-thread arguments live here). */
 static race_crew_arg_t race_crew_args[RACE_MAX_CREW] __attribute__((unused));
 
 static inline void *race_crew_main(void *p) {
@@ -52,7 +53,7 @@ static inline void *race_crew_main(void *p) {
 
 /* Starts n persistent threads that run body(crew, index) once per round. */
 static inline void race_crew_init(race_crew_t *c, int n, race_body_fn body, void *arg) {
-  REQUIRE(n > 0 && n <= RACE_MAX_CREW);
+  REQUIRE(n > 0 && n <= RACE_MAX_CREW && race_crew_args[0].crew == NULL);
   memset(c, 0, sizeof *c);
   c->n = n;
   c->body = body;
