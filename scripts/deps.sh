@@ -52,3 +52,14 @@ for c in rustfmt clippy; do
         fi
     fi
 done
+
+# ThreadSanitizer (scripts/tsan.sh) needs a nightly toolchain with rust-src (-Zbuild-std).
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+        echo "deps.sh: installing the nightly Rust toolchain (for ThreadSanitizer)"
+        rustup toolchain install nightly --profile minimal --component rust-src >/dev/null
+    elif ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+        echo "deps.sh: adding rust-src to the nightly toolchain (for ThreadSanitizer)"
+        rustup component add rust-src --toolchain nightly >/dev/null
+    fi
+fi

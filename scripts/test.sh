@@ -7,7 +7,8 @@
 #   4. cargo test --release       Rust tests; tests/ also compiles and runs the C tests per backend
 #                                 (natively, under valgrind, with ASan) and checks the C ABI against
 #                                 the committed baseline abi/libreactor.so.0.abi (tests/abi.rs)
-#   5. scripts/loom.sh            loom model of the waker handshake (every interleaving)
+#   5. scripts/tsan.sh            ThreadSanitizer (nightly): the Rust tests and the threaded C tests
+#      scripts/loom.sh            loom model of the waker handshake (every interleaving)
 #   6. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
 #   7. bindings/go                go vet and go test -race (cgo against the same temporary install, a
@@ -80,6 +81,15 @@ if [ "$rust_failed" -ne 0 ]; then
     echo "test.sh: cargo reported $rust_failed failed tests" >&2
     exit 1
 fi
+
+step "ThreadSanitizer: Rust tests and threaded C tests (scripts/tsan.sh)"
+# A missing nightly toolchain is a failure here, not a skip.
+REACTOR_REQUIRE_TSAN=1 scripts/tsan.sh 2>&1 | tee "$WORK/tsan.log"
+# Counted: the Rust unit tests under TSan, plus one per C program and backend in its summary.
+tsan_passed=$(awk '/^test result: /{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed;?$/) n += $i } END { print n + 0 }' \
+    "$WORK/tsan.log")
+tsan_c_passed=$(grep -cE '^ok +test_' "$WORK/tsan.log" || true)
+rust_passed=$((rust_passed + tsan_passed + tsan_c_passed))
 
 step "loom model of the waker handshake (scripts/loom.sh)"
 scripts/loom.sh 2>&1 | tee "$WORK/loom.log"
