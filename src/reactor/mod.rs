@@ -79,6 +79,8 @@ pub struct Reactor {
     clock: Clock,
     options: Options,
     state: Cell<LoopState>,
+    /// This thread set AWAKE in the handshake word and has not cleared it since.
+    awake: Cell<bool>,
     timers: RefCell<TimerQueue<Callback>>,
     sources: RefCell<Registry>,
     events: RefCell<SystemEvents>,
@@ -124,7 +126,7 @@ struct DriveGuard<'a> {
 impl Drop for DriveGuard<'_> {
     fn drop(&mut self) {
         let reactor = self.reactor;
-        reactor.shared.prepare_to_block();
+        reactor.prepare_to_block();
         if reactor.state.get().is_run() {
             reactor.unwatch_stop_signals();
         }
@@ -162,6 +164,7 @@ impl Reactor {
             clock: Clock::new(options.manual_clock),
             options,
             state: Cell::new(LoopState::Idle),
+            awake: Cell::new(false),
             timers: RefCell::new(TimerQueue::default()),
             sources: RefCell::new(Registry::default()),
             events: RefCell::new(SystemEvents::default()),
@@ -354,7 +357,7 @@ impl Reactor {
     // ----- the pass -----------------------------------------------------------------------------
 
     fn pass(&self, wait_ms: c_int) -> Result<()> {
-        self.shared.set_awake();
+        self.wake_up();
         self.fault(FaultPoint::NextPass);
         // The thread pool's workers start once the reactor runs or is iterated (one load afterwards).
         self.pool.start();
@@ -385,7 +388,6 @@ impl Reactor {
     }
 
     fn run_ready_work(&self, cutoff: u64) {
-        self.shared.begin_pass();
         self.continue_ready_events();
         if self
             .state
@@ -444,14 +446,14 @@ impl Reactor {
         self.io_cursor.set(0);
         if timeout != 0 {
             // From here on producers write the waker; work that arrived meanwhile means no sleep.
-            self.shared.prepare_to_block();
+            self.prepare_to_block();
             if self.shared.has_work() {
                 timeout = 0;
             }
         }
         let started = (timeout != 0).then(monotonic_seconds);
         let result = self.backend.borrow_mut().poll(&mut events, timeout);
-        self.shared.set_awake();
+        self.wake_up();
         bump(&self.stats.polls);
         if let Some(started) = started {
             let idle = &self.stats.idle_seconds;
@@ -461,6 +463,21 @@ impl Reactor {
             bump(&self.stats.wakeups);
         }
         Ok(())
+    }
+
+    /// The waker handshake, reactor side (`wake`): producers skip the waker while this thread is awake.
+    fn wake_up(&self) {
+        if !self.awake.get() {
+            self.shared.wake_up();
+            self.awake.set(true);
+        }
+    }
+
+    fn prepare_to_block(&self) {
+        if self.awake.get() {
+            self.shared.prepare_to_block();
+            self.awake.set(false);
+        }
     }
 
     fn dispatch_io(&self) {

@@ -129,13 +129,9 @@ impl Shared {
         self.waker.wake();
     }
 
-    /// Reactor side of the handshake (see `wake`).
-    pub fn set_awake(&self) {
-        wake::set_awake(self.word());
-    }
-
-    pub fn begin_pass(&self) {
-        wake::begin_pass(self.word());
+    /// Reactor side of the handshake (see `wake`; the reactor tracks whether it is awake).
+    pub fn wake_up(&self) {
+        wake::wake_up(self.word());
     }
 
     pub fn prepare_to_block(&self) {

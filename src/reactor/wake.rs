@@ -14,7 +14,7 @@
 //! A producer that holds a pin on the reactor (`reactor_call_from_thread`) uses its unpin as that
 //! RMW when the reactor is awake, so a call costs no extra atomic at all; others use `publish`.
 //! WAKE_PENDING coalesces writes: once one producer claimed the wake-up, others skip it until the
-//! reactor begins its next pass. The loom model at the bottom checks this for every interleaving.
+//! reactor next prepares to sleep. The loom model at the bottom checks this for every interleaving.
 
 use crate::handles::{AWAKE, WAKE_PENDING};
 use crate::sync::Ordering;
@@ -102,30 +102,23 @@ pub fn publish<W: Word>(word: &W) -> bool {
     state & AWAKE == 0 && claim_wake(word)
 }
 
-/// Reactor side: it entered a pass (or returned from its poll). A write only on a change, so a busy
-/// loop does not keep taking the word's line away from the producers.
+/// Reactor side: it woke up (entered a pass, or returned from its poll) after `prepare_to_block`.
+/// The reactor remembers that it is awake (it is the only writer of AWAKE), so a busy loop makes no
+/// write, and no read, of the word between its sleeps: the word's cache line stays with the
+/// producers that pin the reactor.
 #[inline]
-pub fn set_awake<W: Word>(word: &W) {
-    if word.load(Ordering::Relaxed) & AWAKE == 0 {
-        word.fetch_or(AWAKE, Ordering::AcqRel);
-    }
-}
-
-/// Reactor side, before it looks at its queues in a pass: later producers must claim a wake-up
-/// again. (WAKE_PENDING can only be set while AWAKE was clear, and `set_awake` then did an RMW
-/// that this load is ordered after, so the load sees it.)
-#[inline]
-pub fn begin_pass<W: Word>(word: &W) {
-    if word.load(Ordering::Relaxed) & WAKE_PENDING != 0 {
-        word.fetch_and(!WAKE_PENDING, Ordering::AcqRel);
-    }
+pub fn wake_up<W: Word>(word: &W) {
+    word.fetch_or(AWAKE, Ordering::AcqRel);
 }
 
 /// Reactor side, right before a blocking poll (or when it leaves the loop): from here on producers
 /// write the waker. The caller must look at its queues after this and not block if they hold work.
+/// WAKE_PENDING is cleared in the same step: a claim made while the reactor was awake (a producer
+/// that read a stale AWAKE) may have had its token drained by a poll that did not sleep, so no claim
+/// may outlive the moment the reactor decides to sleep.
 #[inline]
 pub fn prepare_to_block<W: Word>(word: &W) {
-    word.fetch_and(!AWAKE, Ordering::AcqRel);
+    word.fetch_and(!(AWAKE | WAKE_PENDING), Ordering::AcqRel);
 }
 
 #[cfg(all(test, loom))]
@@ -171,12 +164,22 @@ mod loom_model {
             }
         }
 
-        /// One pass of the reactor as `Reactor::pass` runs it; returns true if it would block.
-        fn pass(&self) -> bool {
-            set_awake(&self.word);
-            begin_pass(&self.word);
+        /// One pass of the reactor as `Reactor::pass` runs it (`awake`: the reactor's own memory of
+        /// whether it is awake). With `may_block` false it polls without sleeping, as after a pass
+        /// that ran callbacks (draining any wake-up token, and staying awake); else it prepares to
+        /// block. Returns true if it would block.
+        fn pass(&self, awake: &mut bool, may_block: bool) -> bool {
+            if !*awake {
+                wake_up(&self.word);
+                *awake = true;
+            }
             self.queued.swap(0, Ordering::Acquire);
+            if !may_block {
+                self.waker_tokens.swap(0, Ordering::SeqCst);
+                return false;
+            }
             prepare_to_block(&self.word);
+            *awake = false;
             if self.queued.load(Ordering::Relaxed) != 0 {
                 return false;
             }
@@ -186,7 +189,8 @@ mod loom_model {
     }
 
     /// No lost wake-up: whenever the reactor would block, every published item has been seen, or a
-    /// producer that has not finished yet will still write the waker.
+    /// producer that has not finished yet will still write the waker. The reactor's passes alternate
+    /// between polls that cannot sleep (they drain tokens and keep it awake) and ones that can.
     fn check(pinned: usize, unpinned: usize, passes: usize) {
         loom::model(move || {
             let model = Arc::new(Model::default());
@@ -202,8 +206,9 @@ mod loom_model {
                 }));
             }
             let mut blocked = false;
-            for _ in 0..passes {
-                if model.pass() {
+            let mut awake = false;
+            for pass in 0..passes {
+                if model.pass(&mut awake, pass % 2 == 1) {
                     blocked = true;
                     break;
                 }
@@ -229,12 +234,17 @@ mod loom_model {
 
     #[test]
     fn a_pinned_producer_never_loses_a_wake_up() {
-        check(1, 0, 3);
+        check(1, 0, 4);
     }
 
     #[test]
     fn an_unpinned_producer_never_loses_a_wake_up() {
-        check(0, 1, 3);
+        check(0, 1, 4);
+    }
+
+    #[test]
+    fn two_pinned_producers_never_lose_a_wake_up() {
+        check(2, 0, 2);
     }
 
     #[test]
