@@ -53,7 +53,6 @@ use signals::SignalWatchers;
 use state::Stage;
 use stats::{Stats, bump};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::raw::{c_int, c_void};
@@ -88,8 +87,9 @@ pub struct Reactor {
     signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
-    /// Thread calls taken from the shared queue and not run yet (left over by a crash).
-    call_batch: RefCell<VecDeque<ThreadCall>>,
+    /// Thread calls taken from the shared queue and not run yet (left over by a crash); else an
+    /// empty buffer that keeps its capacity for the next take.
+    call_batch: RefCell<Vec<ThreadCall>>,
     callback_depth: Cell<u32>,
     graveyard: RefCell<Vec<UserData>>,
     log: Cell<Option<(LogFn, usize)>>,
@@ -172,7 +172,7 @@ impl Reactor {
             signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
-            call_batch: RefCell::new(VecDeque::new()),
+            call_batch: RefCell::new(Vec::new()),
             callback_depth: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
             log: Cell::new(None),
@@ -511,9 +511,11 @@ impl Drop for Reactor {
         self.pool.shutdown(true);
         self.shared.close_remote_gate(true);
         let asyncs = self.close_all_asyncs();
-        self.shared.take_calls(self.call_batch.get_mut());
-        let calls = std::mem::take(self.call_batch.get_mut());
-        drop(calls);
+        let leftover = std::mem::take(self.call_batch.get_mut());
+        drop(leftover);
+        let mut queued = Vec::new();
+        self.shared.take_calls(&mut queued);
+        drop(queued);
         let timers = self.timers.get_mut().close_all();
         drop(timers);
         let sources = self.take_all_sources();

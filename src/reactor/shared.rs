@@ -214,9 +214,9 @@ impl Shared {
         self.calls.len()
     }
 
-    /// Moves every queued call, oldest first, to the back of the reactor's `batch`.
-    pub fn take_calls(&self, batch: &mut std::collections::VecDeque<ThreadCall>) {
-        self.calls.take_all(batch);
+    /// Exchanges every queued call (oldest first) with the reactor's empty `spare` buffer.
+    pub fn take_calls(&self, spare: &mut Vec<ThreadCall>) {
+        self.calls.take_all(spare);
     }
 }
 

@@ -6,24 +6,41 @@ use super::stats::bump;
 
 impl Reactor {
     /// Runs the calls queued when the pass began (a call queued by one of them waits for the next).
-    /// A crash leaves the rest of the batch for a later pass.
+    /// A crash leaves the rest of the batch for a later pass (which runs only those).
     pub(super) fn run_thread_calls(&self) {
-        self.shared.take_calls(&mut self.call_batch.borrow_mut());
-        while !self.state.get().is_crashing() {
-            let next = self.call_batch.borrow_mut().pop_front();
-            let Some(call) = next else { return };
+        let mut batch = std::mem::take(&mut *self.call_batch.borrow_mut());
+        if batch.is_empty() {
+            self.shared.take_calls(&mut batch);
+        }
+        let mut calls = batch.drain(..);
+        while let Some(call) = calls.next() {
+            if self.state.get().is_crashing() {
+                let rest: Vec<ThreadCall> = std::iter::once(call).chain(calls).collect();
+                *self.call_batch.borrow_mut() = rest;
+                return;
+            }
             self.run_thread_call(call);
         }
+        drop(calls);
+        // Empty, with its capacity: the buffer the next take swaps in.
+        *self.call_batch.borrow_mut() = batch;
     }
 
     /// After a run ended with stop, once no other thread can queue more: every call that was
     /// accepted runs before `run` returns (API.md §7).
     pub(super) fn drain_thread_calls(&self) {
         loop {
-            self.shared.take_calls(&mut self.call_batch.borrow_mut());
-            let next = self.call_batch.borrow_mut().pop_front();
-            let Some(call) = next else { return };
-            self.run_thread_call(call);
+            let mut batch = std::mem::take(&mut *self.call_batch.borrow_mut());
+            if batch.is_empty() {
+                self.shared.take_calls(&mut batch);
+            }
+            if batch.is_empty() {
+                return;
+            }
+            for call in batch.drain(..) {
+                self.run_thread_call(call);
+            }
+            *self.call_batch.borrow_mut() = batch;
         }
     }
 
