@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// gate protects a C object against being freed while other goroutines are inside one of its
-// any-thread functions (libreactor requires that reactor_call_from_thread & co. do not race
-// reactor_free). Users enter and leave around each C call; close makes new entries fail at once and
+// gate orders a C object's any-thread functions before its free, so that Go callers get ErrClosed,
+// never a status about a handle that is already gone (libreactor itself keeps such races safe: a call
+// racing reactor_free gets in first or returns REACTOR_E_INVALID, and the free returns
+// REACTOR_E_BUSY while a call is inside). Users enter and leave around each C call; close makes new
+// entries fail at once and
 // waits for the calls already inside, which are short and never block. Unlike a RWMutex, a closed or
 // closing gate never blocks a caller: a pool job calling CallFromThread while Close joins the pool
 // gets ErrClosed instead of deadlocking.
