@@ -88,7 +88,8 @@ REACTOR_REQUIRE_TSAN=1 scripts/tsan.sh 2>&1 | tee "$WORK/tsan.log"
 # Counted: the Rust unit tests under TSan, plus one per C program and backend in its summary.
 tsan_passed=$(awk '/^test result: /{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed;?$/) n += $i } END { print n + 0 }' \
     "$WORK/tsan.log")
-tsan_c_passed=$(grep -cE '^ok +test_' "$WORK/tsan.log" || true)
+tsan_c_passed=$(awk '/ThreadSanitizer summary/ { summary = 1 } summary && /^ok +test_/ { n++ } END { print n + 0 }' \
+    "$WORK/tsan.log")
 rust_passed=$((rust_passed + tsan_passed + tsan_c_passed))
 
 step "loom model of the waker handshake (scripts/loom.sh)"
