@@ -18,6 +18,14 @@ struct RemoteHandle {
 
 static REMOTES: RemoteTable<RemoteHandle> = HandleTable::new();
 
+/// A host call that was not queued: its data stays the caller's (not released).
+fn give_back((error, refused): (Error, ThreadCall)) -> Error {
+    if let ThreadCall::Host(refused) = refused {
+        refused.data.into_raw();
+    }
+    error
+}
+
 /// Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
 /// before `run` wait for it; a call accepted while a run is ending runs before that run returns. After
 /// a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing
@@ -40,12 +48,7 @@ pub extern "C" fn reactor_call_from_thread(
             func,
             data: UserData::new(ud, release),
         });
-        entry::queue_call(r, call).map_err(|(error, refused)| {
-            if let ThreadCall::Host(refused) = refused {
-                refused.data.into_raw(); // not queued: the data stays the caller's
-            }
-            error
-        })
+        entry::queue_call(r, call).map_err(give_back)
     })
 }
 
@@ -135,16 +138,11 @@ pub extern "C" fn reactor_remote_call(
     guarded(|| {
         let func = cb.ok_or(Error::Invalid)?;
         let remote = REMOTES.pin(h.cast()).ok_or(Error::Invalid)?;
-        remote
-            .shared
-            .push_remote_call(Callback {
-                func,
-                data: UserData::new(ud, release),
-            })
-            .map_err(|(error, refused)| {
-                refused.data.into_raw();
-                error
-            })
+        let call = ThreadCall::Host(Callback {
+            func,
+            data: UserData::new(ud, release),
+        });
+        remote.shared.push_unpinned(call).map_err(give_back)
     })
 }
 

@@ -14,8 +14,9 @@
 //! only ever reached by one thread at a time, with the claim's acquire/release ordering every hand-over.
 
 use super::state::{self, FLAG, OWNER_IN, PIN};
-use super::table::{HandleTable, Slot, backoff};
+use super::table::{HandleTable, Slot};
 use crate::status::{Error, Result};
+use crate::sync::backoff;
 use std::ops::Deref;
 use std::os::raw::c_void;
 use std::sync::atomic::Ordering;
@@ -136,11 +137,6 @@ impl<T: Send + Sync, const I: u32, const G: u32> HandleTable<T, I, G> {
         while state::pins(slot.state.load(Ordering::Acquire)) > 1 {
             backoff(&mut round);
         }
-    }
-
-    /// The kind's flag, read under the owner's claim.
-    pub fn flag_raised(&self, guard: &OwnerGuard<'_, T>) -> bool {
-        guard.slot.state.load(Ordering::Acquire) & FLAG != 0
     }
 }
 

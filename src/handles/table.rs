@@ -3,6 +3,7 @@
 use super::Kind;
 use super::state::{self, CLOSING, FLAG, LIVE, PIN};
 use crate::status::{Error, Result};
+use crate::sync::backoff;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -88,16 +89,6 @@ impl<T> Pinned<'_, T> {
 impl<T> Drop for Pinned<'_, T> {
     fn drop(&mut self) {
         self.slot.state.fetch_sub(PIN, Ordering::Release);
-    }
-}
-
-/// Waits a little for a short critical section of another thread (a pin) to end.
-pub(super) fn backoff(round: &mut u32) {
-    *round += 1;
-    if *round < 64 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
     }
 }
 

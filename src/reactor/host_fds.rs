@@ -70,7 +70,7 @@ impl HostFd {
         }
     }
 
-    fn into_handlers(self) -> impl Iterator<Item = FdHandler> {
+    pub(super) fn into_handlers(self) -> impl Iterator<Item = FdHandler> {
         self.reader.into_iter().chain(self.writer)
     }
 
@@ -114,38 +114,59 @@ impl Reactor {
         if let Err(e) = check_fd_open(fd) {
             return refuse(handler, e);
         }
-        let existing = match self.host_token(fd) {
-            Ok(existing) => existing,
+        let handler = match self.host_token(fd) {
             Err(e) => return refuse(handler, e),
+            Ok(None) => handler,
+            Ok(Some(token)) => match self.add_to_host_fd(token, fd, direction, handler)? {
+                None => return Ok(()),
+                // The old registration belonged to a file that was closed: start afresh.
+                Some(handler) => handler,
+            },
         };
-        if let Some(token) = existing {
-            let mut interest = self.sources.borrow().interest(token).unwrap_or_default();
-            match direction {
-                Direction::Read => interest.read = true,
-                Direction::Write => interest.write = true,
-            }
-            super::stats::bump(&self.stats.backend_ctl_calls);
-            let modified = self.backend.borrow_mut().modify(fd, token, interest);
-            match modified {
-                Ok(()) => {
-                    let replaced = {
-                        let mut sources = self.sources.borrow_mut();
-                        sources.set_interest(token, interest);
-                        match sources.handler_mut(token) {
-                            Some(Handler::Host(host)) => host.slot(direction).replace(handler),
-                            _ => unreachable!("host token checked above"),
-                        }
-                    };
-                    if let Some(old) = replaced {
-                        self.retire(old.data);
-                    }
-                    return Ok(());
-                }
-                // The old registration belongs to a file that was closed: start afresh.
-                Err(ModifyError::Stale) => self.drop_source(token),
-                Err(ModifyError::Other(e)) => return refuse(handler, e),
-            }
+        self.new_host_fd(fd, direction, handler)
+    }
+
+    /// Adds `handler` to the host registration `token` of `fd`. Hands the handler back if that
+    /// registration turns out to belong to a file that was closed behind the reactor's back (it is
+    /// dropped then).
+    fn add_to_host_fd(
+        &self,
+        token: Token,
+        fd: c_int,
+        direction: Direction,
+        handler: FdHandler,
+    ) -> Result<Option<FdHandler>> {
+        let mut interest = self.sources.borrow().interest(token).unwrap_or_default();
+        match direction {
+            Direction::Read => interest.read = true,
+            Direction::Write => interest.write = true,
         }
+        super::stats::bump(&self.stats.backend_ctl_calls);
+        let modified = self.backend.borrow_mut().modify(fd, token, interest);
+        match modified {
+            Ok(()) => {}
+            Err(ModifyError::Stale) => {
+                self.drop_source(token);
+                return Ok(Some(handler));
+            }
+            Err(ModifyError::Other(e)) => return refuse(handler, e).map(|()| None),
+        }
+        let replaced = {
+            let mut sources = self.sources.borrow_mut();
+            sources.set_interest(token, interest);
+            match sources.handler_mut(token) {
+                Some(Handler::Host(host)) => host.slot(direction).replace(handler),
+                _ => unreachable!("the caller checked that `token` is a host registration"),
+            }
+        };
+        if let Some(old) = replaced {
+            self.retire(old.data);
+        }
+        Ok(None)
+    }
+
+    /// A new host registration of `fd` with `handler`.
+    fn new_host_fd(&self, fd: c_int, direction: Direction, handler: FdHandler) -> Result<()> {
         let mut host = HostFd::default();
         *host.slot(direction) = Some(handler);
         let inserted =
@@ -154,13 +175,10 @@ impl Reactor {
                 .insert(fd, direction.interest(), Handler::Host(host));
         let token = match inserted {
             Ok(token) => token,
-            Err((e, Handler::Host(host))) => {
-                host.into_handlers().for_each(|h| {
-                    h.data.into_raw();
-                });
+            Err((e, refused)) => {
+                refused.give_back();
                 return Err(e);
             }
-            Err((e, _)) => return Err(e),
         };
         super::stats::bump(&self.stats.backend_ctl_calls);
         let added = self
@@ -168,10 +186,8 @@ impl Reactor {
             .borrow_mut()
             .add(fd, token, direction.interest());
         if let Err(e) = added {
-            if let Some((_, Handler::Host(host))) = self.sources.borrow_mut().remove(token) {
-                for handler in host.into_handlers() {
-                    handler.data.into_raw();
-                }
+            if let Some((_, refused)) = self.sources.borrow_mut().remove(token) {
+                refused.give_back();
             }
             return Err(e);
         }
@@ -251,10 +267,8 @@ impl Reactor {
         }
     }
 
-    pub(super) fn dispatch_host_event(&self, event: PollEvent) {
-        let Some(fd) = self.sources.borrow().fd(event.token) else {
-            return;
-        };
+    /// An event for the host callbacks on `fd` (the registry just found them under `event.token`).
+    pub(super) fn dispatch_host_event(&self, event: PollEvent, fd: c_int) {
         for direction in [Direction::Read, Direction::Write] {
             let mask = event.bits & direction.event_mask();
             if mask == 0 {

@@ -190,20 +190,12 @@ impl Reactor {
         self.handle.get() as *mut reactor_t
     }
 
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-
     pub fn backend_name(&self) -> &'static str {
         self.backend.borrow().name()
     }
 
     pub fn backend_fd(&self) -> c_int {
         self.backend.borrow().pollable_fd()
-    }
-
-    fn shared_waker(&self) -> WakeTarget {
-        self.waker
     }
 
     // ----- callbacks, release and logging -------------------------------------------------------
@@ -251,10 +243,6 @@ impl Reactor {
 
     // ----- IReactorCore -------------------------------------------------------------------------
 
-    pub fn state(&self) -> LoopState {
-        self.state.get()
-    }
-
     fn update_run(&self, change: impl FnOnce(&mut state::Run)) {
         if let LoopState::Running(mut run) = self.state.get() {
             change(&mut run);
@@ -291,7 +279,7 @@ impl Reactor {
         }
         if self.state.get().after_run() == LoopState::Finished {
             close_to_others();
-            self.shared.close_remote_gate(false);
+            self.shared.close_remote_gate();
             self.drain_thread_calls();
         }
         if self.shared.is_poisoned() {
@@ -509,7 +497,7 @@ impl Drop for Reactor {
         // The thread pool first: queued jobs run, workers are joined; completions they queued are
         // released below without running.
         self.pool.shutdown(true);
-        self.shared.close_remote_gate(true);
+        self.shared.close_remote_gate();
         let asyncs = self.close_all_asyncs();
         let leftover = std::mem::take(self.call_batch.get_mut());
         drop(leftover);

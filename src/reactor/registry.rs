@@ -29,6 +29,17 @@ pub enum Handler {
     Internal(Rc<dyn Source>),
 }
 
+impl Handler {
+    /// A registration refused after all: host data stays the host's (it is not released).
+    pub(super) fn give_back(self) {
+        if let Handler::Host(host) = self {
+            for handler in host.into_handlers() {
+                handler.data.into_raw();
+            }
+        }
+    }
+}
+
 struct Entry {
     generation: u32,
     fd: c_int,
@@ -245,14 +256,18 @@ impl Reactor {
 
     /// Dispatches one collected event to its source, if the source is still the one it was for.
     pub(super) fn dispatch_event(&self, event: PollEvent) {
-        let internal = match self.sources.borrow().handler(event.token) {
+        // One lookup; the handler is copied out so no borrow is held while it runs.
+        let target = match self.sources.borrow().entry(event.token) {
             None => return, // stale: removed or replaced since the poll
-            Some(Handler::Host(_)) => None,
-            Some(Handler::Internal(source)) => Some(source.clone()),
+            Some(Entry {
+                handler: Some(Handler::Internal(source)),
+                ..
+            }) => Err(source.clone()),
+            Some(entry) => Ok(entry.fd),
         };
-        match internal {
-            Some(source) => source.ready(self, event),
-            None => self.dispatch_host_event(event),
+        match target {
+            Ok(fd) => self.dispatch_host_event(event, fd),
+            Err(source) => source.ready(self, event),
         }
     }
 
@@ -327,5 +342,121 @@ mod tests {
                 .map(|e| e.0),
             Some(Error::Invalid)
         );
+    }
+}
+
+#[cfg(test)]
+mod internal_source_tests {
+    use super::*;
+    use crate::backend::BackendKind;
+    use crate::callback::UserData;
+    use crate::reactor::{Direction, FdHandler, Options};
+    use crate::types::reactor_t;
+    use std::cell::Cell;
+    use std::os::raw::c_void;
+
+    /// An internal source on a pipe's read end: counts readiness (draining the pipe) and shutdowns.
+    struct PipeSource {
+        fd: c_int,
+        ready: Cell<u32>,
+        shutdowns: Cell<u32>,
+    }
+
+    impl Source for PipeSource {
+        fn ready(self: Rc<Self>, _reactor: &Reactor, _event: PollEvent) {
+            self.ready.set(self.ready.get() + 1);
+            let mut buf = [0u8; 16];
+            // SAFETY: a valid buffer; the fd is the test's non-blocking pipe.
+            unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
+        }
+
+        fn shutdown(self: Rc<Self>, _reactor: &Reactor) {
+            self.shutdowns.set(self.shutdowns.get() + 1);
+        }
+    }
+
+    unsafe extern "C" fn host_fd_cb(_: *mut reactor_t, _: c_int, _: u32, _: *mut c_void) {}
+
+    fn poke(fd: c_int) {
+        // SAFETY: writes one byte from a local to the test's pipe.
+        assert_eq!(unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) }, 1);
+    }
+
+    #[test]
+    fn internal_sources_get_their_events_and_keep_their_fds_from_hosts() {
+        let backends: &[BackendKind] = if cfg!(target_os = "linux") {
+            &[BackendKind::Epoll, BackendKind::Poll]
+        } else {
+            &[BackendKind::Poll]
+        };
+        for &backend in backends {
+            let reactor = Reactor::new(Options {
+                backend,
+                install_signal_handlers: false,
+                manual_clock: false,
+                thread_pool_max: 1,
+            })
+            .unwrap();
+            let mut p = [0 as c_int; 2];
+            // SAFETY: a valid out-array.
+            assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+            // SAFETY: our fd.
+            unsafe { libc::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK) };
+            let source = Rc::new(PipeSource {
+                fd: p[0],
+                ready: Cell::new(0),
+                shutdowns: Cell::new(0),
+            });
+            let token = reactor
+                .register_source(p[0], Interest::READ, source.clone())
+                .unwrap();
+
+            poke(p[1]);
+            reactor.iterate(5.0).unwrap();
+            assert_eq!(source.ready.get(), 1, "{backend:?}: dispatched by token");
+
+            // The fd is the library's: hosts can neither take it nor see it.
+            let handler = FdHandler {
+                func: host_fd_cb,
+                data: UserData::new(std::ptr::null_mut(), None),
+            };
+            let refused = reactor.add_fd_handler(p[0], Direction::Read, handler);
+            assert_eq!(refused.err(), Some(Error::Invalid));
+            assert!(reactor.fds_with(Direction::Read).is_empty());
+            assert!(reactor.remove_all_fds().is_empty());
+
+            // No interest: no events; read interest again: the pending byte is reported.
+            reactor.modify_source(token, Interest::default()).unwrap();
+            poke(p[1]);
+            reactor.iterate(0.0).unwrap();
+            assert_eq!(source.ready.get(), 1, "{backend:?}: no interest, no event");
+            reactor.modify_source(token, Interest::READ).unwrap();
+            reactor.iterate(5.0).unwrap();
+            assert_eq!(source.ready.get(), 2, "{backend:?}: interest restored");
+
+            // DURING-shutdown reaches internal sources.
+            reactor.fire_system_event(b"shutdown").unwrap();
+            assert_eq!(source.shutdowns.get(), 1);
+
+            // Removed: its token is stale and later bytes reach nobody.
+            reactor.deregister_source(token).unwrap();
+            assert_eq!(
+                reactor.deregister_source(token).err(),
+                Some(Error::NotFound)
+            );
+            poke(p[1]);
+            reactor.iterate(0.0).unwrap();
+            assert_eq!(
+                source.ready.get(),
+                2,
+                "{backend:?}: removed source gets nothing"
+            );
+            drop(reactor);
+            // SAFETY: closing our own fds.
+            unsafe {
+                libc::close(p[0]);
+                libc::close(p[1]);
+            }
+        }
     }
 }

@@ -6,8 +6,8 @@ use super::call_queue::CallQueue;
 use super::wake;
 use crate::backend::WakeTarget;
 use crate::callback::Callback;
-use crate::status::{Error, Result};
-use crate::sync::Padded;
+use crate::status::Error;
+use crate::sync::{Gate, Padded};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
@@ -23,43 +23,6 @@ pub enum ThreadCall {
     Task(Box<dyn ReactorTask>),
 }
 
-/// Why a gate is closed. Remote handles outlive their reactor, so their calls pass this gate, which
-/// the reactor closes (waiting for calls in flight) when a run ends with stop and when it is freed.
-const STOPPED: u64 = 1 << 63;
-const FREED: u64 = 1 << 62;
-const IN_FLIGHT: u64 = FREED - 1;
-
-struct Gate(AtomicU64);
-
-impl Gate {
-    /// Enters the gate; the caller must `leave` after queuing. `Error::Closed` once it is closed.
-    fn enter(&self) -> Result<()> {
-        if self.0.fetch_add(1, Ordering::Acquire) & (STOPPED | FREED) != 0 {
-            self.0.fetch_sub(1, Ordering::Release);
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    fn leave(&self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
-
-    /// Closes the gate for `reason` and waits until the calls that got in have queued their work.
-    fn close(&self, reason: u64) {
-        self.0.fetch_or(reason, Ordering::AcqRel);
-        let mut round = 0u32;
-        while self.0.load(Ordering::Acquire) & IN_FLIGHT != 0 {
-            round += 1;
-            if round < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-}
-
 /// Laid out (in this order) by who writes what: the read-mostly fields every any-thread call reads
 /// share the first line; the async flag (written by senders) and the call queue (written by producers
 /// and the reactor) have lines of their own, so no side's writes take away a line another side only
@@ -70,6 +33,8 @@ pub struct Shared {
     waker: WakeTarget,
     /// The reactor handle's state word (never unmapped), where AWAKE and WAKE_PENDING live.
     word: AtomicPtr<AtomicU64>,
+    /// Passed by producers without a pin on the reactor (remote calls, pool completions; remote
+    /// handles outlive the reactor); closed when a run ends with stop and when it is freed.
     remote_gate: Gate,
     async_pending: Padded<AtomicBool>,
     calls: Padded<CallQueue>,
@@ -85,7 +50,7 @@ impl Shared {
             word: AtomicPtr::new(&UNBOUND as *const AtomicU64 as *mut AtomicU64),
             async_pending: Padded(AtomicBool::new(false)),
             calls: Padded(CallQueue::default()),
-            remote_gate: Gate(AtomicU64::new(0)),
+            remote_gate: Gate::new(),
             waker,
         }
     }
@@ -146,47 +111,28 @@ impl Shared {
         self.waker
     }
 
-    /// Queues a call for the reactor thread from a thread without a pin on it. Callers that must
-    /// respect the end of a run or `reactor_free` reach this through the remote gate.
-    #[inline]
-    fn push_call(&self, call: ThreadCall) {
-        self.calls.push(call);
-        self.wake();
-    }
-
-    /// `reactor_remote_call`: refused (the call handed back) with `Error::Closed` once a run ended
-    /// with stop or the reactor was freed, atomically with respect to both; with `Error::Internal` if
-    /// the reactor is poisoned.
-    pub fn push_remote_call(&self, call: Callback) -> std::result::Result<(), (Error, Callback)> {
-        if let Err(e) = self.remote_gate.enter() {
-            return Err((e, call));
+    /// Queues work for the reactor thread from a thread that holds no pin on it (`reactor_remote_call`,
+    /// a pool worker's completion), through the gate the reactor closes when a run ends with stop and
+    /// when it is freed: refused then with `Error::Closed`, atomically with respect to both, and
+    /// with `Error::Internal` on a poisoned reactor. A refused call is handed back.
+    pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), (Error, ThreadCall)> {
+        if !self.remote_gate.enter() {
+            return Err((Error::Closed, call));
         }
         let result = if self.is_poisoned() {
             Err((Error::Internal, call))
         } else {
-            self.push_call(ThreadCall::Host(call));
+            self.calls.push(call);
+            self.wake();
             Ok(())
         };
         self.remote_gate.leave();
         result
     }
 
-    /// Queues work for the reactor thread from a thread that holds no pin on the reactor (a pool
-    /// worker's completion), through the same gate as remote calls; refused (handed back) once the
-    /// reactor stopped for good or was freed (possible when the reactor is freed from inside one of
-    /// its own pool jobs: the pool is then left to finish on its own).
-    pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), ThreadCall> {
-        if self.remote_gate.enter().is_err() {
-            return Err(call);
-        }
-        self.push_call(call);
-        self.remote_gate.leave();
-        Ok(())
-    }
-
-    /// Closes the remote gate: the run ended with stop (`freed` false) or the reactor is freed.
-    pub fn close_remote_gate(&self, freed: bool) {
-        self.remote_gate.close(if freed { FREED } else { STOPPED });
+    /// Closes the remote gate: the run ended with stop, or the reactor is freed.
+    pub fn close_remote_gate(&self) {
+        self.remote_gate.close();
     }
 
     /// Makes the reactor thread look at its async handles on its next pass (no wake-up: it is awake).
@@ -208,10 +154,6 @@ impl Shared {
 
     pub fn has_work(&self) -> bool {
         !self.calls.is_empty() || self.async_pending.load(Ordering::Relaxed)
-    }
-
-    pub fn queued_calls(&self) -> usize {
-        self.calls.len()
     }
 
     /// Exchanges every queued call (oldest first) with the reactor's empty `spare` buffer.

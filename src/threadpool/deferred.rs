@@ -35,7 +35,7 @@ impl Task for DeferredCall {
         self.epoch = cx.epoch;
         if let Some(shared) = cx.reactor {
             // Refused only if the reactor is gone (freed from inside one of its own pool jobs, so the
-            // pool could not be joined): then the release runs here, on the worker.
+            // pool could not be joined) or poisoned: then the release runs here, on the worker.
             let _ = shared.push_unpinned(ThreadCall::Task(self));
         }
     }

@@ -5,7 +5,7 @@ use super::sleep::Sleep;
 use super::worker;
 use crate::reactor::Shared;
 use crate::status::{Error, Result};
-use crate::sync::Padded;
+use crate::sync::{Gate, Padded};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -18,8 +18,6 @@ pub const MAX_THREADS: usize = crate::types::REACTOR_THREADPOOL_MAX_THREADS;
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Worker stack size: C work functions get what a main thread usually has.
 const STACK_SIZE: usize = 8 << 20;
-/// High bit of `Inner::gate`: the pool refuses new jobs.
-const CLOSED: usize = 1 << (usize::BITS - 1);
 
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -63,8 +61,8 @@ struct Control {
 pub(super) struct Inner {
     pub id: usize,
     pub injector: Injector<Job>,
-    /// `CLOSED` bit plus the number of submits in progress, so `stop` can wait for them to land.
-    gate: Padded<AtomicUsize>,
+    /// Submits in progress, so `stop` can wait for them to land; closed: the pool refuses new jobs.
+    gate: Padded<Gate>,
     pub workers: AtomicUsize,
     pub min: AtomicUsize,
     pub max: AtomicUsize,
@@ -114,7 +112,7 @@ impl Inner {
     }
 
     fn is_closed(&self) -> bool {
-        self.gate.load(Ordering::Acquire) & CLOSED != 0
+        self.gate.is_closed()
     }
 
     /// Anything queued anywhere (for a worker about to park).
@@ -127,14 +125,13 @@ impl Inner {
     }
 
     fn submit(self: &Arc<Self>, job: Job) -> std::result::Result<(), Job> {
-        if self.gate.fetch_add(1, Ordering::SeqCst) & CLOSED != 0 {
-            self.gate.fetch_sub(1, Ordering::Release);
+        if !self.gate.enter() {
             return Err(job);
         }
         if let Err(job) = worker::push_local(self.id, job) {
             self.injector.push(job);
         }
-        self.gate.fetch_sub(1, Ordering::Release);
+        self.gate.leave();
         self.notify_work();
         Ok(())
     }
@@ -257,14 +254,6 @@ impl Inner {
         }
     }
 
-    /// Refuses new jobs and waits until submits in progress have queued theirs.
-    fn close_gate(&self) {
-        self.gate.fetch_or(CLOSED, Ordering::SeqCst);
-        while self.gate.load(Ordering::SeqCst) != CLOSED {
-            std::thread::yield_now();
-        }
-    }
-
     fn join_all(&self) {
         loop {
             let handles: Vec<JoinHandle<()>> = {
@@ -331,7 +320,7 @@ impl ThreadPool {
             inner: Arc::new(Inner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 injector: Injector::new(),
-                gate: Padded(AtomicUsize::new(0)),
+                gate: Padded(Gate::new()),
                 workers: AtomicUsize::new(0),
                 min: AtomicUsize::new(min),
                 max: AtomicUsize::new(max),
@@ -432,7 +421,7 @@ impl ThreadPool {
         }
         let (leftovers, epoch) = {
             let _lifecycle = lock(&inner.lifecycle);
-            inner.close_gate();
+            inner.gate.close();
             {
                 let _control = lock(&inner.control);
                 inner.draining.store(true, Ordering::SeqCst);
@@ -480,7 +469,7 @@ impl ThreadPool {
     pub fn stop_or_detach(&self) {
         if self.stop().is_err() {
             let inner = &self.inner;
-            inner.close_gate();
+            inner.gate.close();
             inner.draining.store(true, Ordering::SeqCst);
             inner.sleep.kick_all();
         }
@@ -491,7 +480,7 @@ impl ThreadPool {
         let inner = &self.inner;
         let _lifecycle = lock(&inner.lifecycle);
         if inner.is_closed() && !inner.draining.load(Ordering::SeqCst) {
-            inner.gate.fetch_and(!CLOSED, Ordering::SeqCst);
+            inner.gate.reopen();
             if inner.started.load(Ordering::Relaxed) {
                 let _ = inner.grow();
             }

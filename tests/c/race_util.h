@@ -234,14 +234,9 @@ static inline int race_report(atomic_int *budget) { return atomic_fetch_add(budg
 
 /* A reactor with default options except a small thread pool (pool threads are per round). */
 static inline reactor_t *race_new_reactor(size_t pool_max) {
-  reactor_options_t o;
-  reactor_options_init(&o);
-  o.backend = REACTOR_BACKEND_DEFAULT;
+  reactor_options_t o = tu_options();
   o.thread_pool_max = pool_max;
-  reactor_t *r = NULL;
-  REQUIRE_OK(reactor_new(&o, &r));
-  REQUIRE(r != NULL);
-  return r;
+  return tu_new_reactor_with(&o);
 }
 
 #endif /* REACTOR_RACE_UTIL_H */

@@ -95,9 +95,7 @@ int main(void) {
   tu_watchdog(60);
   my_index = MAIN_INDEX;
   long rounds = tu_scale(10000, 50);
-  reactor_t *probe = tu_new_reactor();
-  tu_banner(PROG, probe);
-  CHECK_OK(reactor_free(probe));
+  tu_banner_probe(PROG);
 
   race_crew_t crew;
   race_crew_init(&crew, RACERS, racer, NULL);

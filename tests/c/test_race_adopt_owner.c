@@ -118,9 +118,7 @@ int main(void) {
   max_owner_calls = tu_scale(20000, 500);
   int p[2];
   tu_pipe(p);
-  reactor_t *probe = tu_new_reactor();
-  tu_banner(PROG, probe);
-  CHECK_OK(reactor_free(probe));
+  tu_banner_probe(PROG);
 
   race_crew_t crew;
   race_crew_init(&crew, 1, adopter, NULL);

@@ -225,9 +225,7 @@ int main(int argc, char **argv) {
   tu_watchdog(90);
   if (argc > 1) only_section = atoi(argv[1]);
   long rounds = tu_scale(1000, 25);
-  reactor_t *probe = tu_new_reactor();
-  tu_banner(PROG, probe);
-  CHECK_OK(reactor_free(probe));
+  tu_banner_probe(PROG);
 
   race_crew_t crew;
   race_crew_init(&crew, CREW, crew_body, NULL);

@@ -103,9 +103,7 @@ static void check_round(long round, int failed_before, long *bad) {
 int main(void) {
   tu_watchdog(60);
   long rounds = tu_scale(1000, 25);
-  reactor_t *probe = tu_new_reactor();
-  tu_banner(PROG, probe);
-  CHECK_OK(reactor_free(probe));
+  tu_banner_probe(PROG);
   race_crew_t crew;
   race_crew_init(&crew, CREW, crew_body, NULL);
   long round = 0;

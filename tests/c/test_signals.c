@@ -40,13 +40,9 @@ static int is_blocked(int sig) {
 }
 
 static reactor_t *new_reactor(int install) {
-  reactor_options_t o;
-  reactor_options_init(&o);
-  o.backend = REACTOR_BACKEND_DEFAULT;
+  reactor_options_t o = tu_options();
   o.install_signal_handlers = install;
-  reactor_t *r = NULL;
-  REQUIRE_OK(reactor_new(&o, &r));
-  return r;
+  return tu_new_reactor_with(&o);
 }
 
 static int shutdown_runs;

@@ -234,22 +234,40 @@ static inline reactor_t *tu_new_reactor(void) {
   return r;
 }
 
-/* New reactor with a manual clock (time moves only by reactor_clock_advance). */
-static inline reactor_t *tu_new_manual_reactor(void) {
+/* New reactor with these options (see tu_options); fatal on failure. */
+static inline reactor_t *tu_new_reactor_with(const reactor_options_t *o) {
+  reactor_t *r = NULL;
+  REQUIRE_OK(reactor_new(o, &r));
+  REQUIRE(r != NULL);
+  return r;
+}
+
+/* Default options (REACTOR_BACKEND from the environment), to adjust before tu_new_reactor_with. */
+static inline reactor_options_t tu_options(void) {
   reactor_options_t o;
   reactor_options_init(&o);
   o.backend = REACTOR_BACKEND_DEFAULT;
+  return o;
+}
+
+/* New reactor with a manual clock (time moves only by reactor_clock_advance). */
+static inline reactor_t *tu_new_manual_reactor(void) {
+  reactor_options_t o = tu_options();
   o.manual_clock = 1;
-  reactor_t *r = NULL;
-  REQUIRE_OK(reactor_new(&o, &r));
-  REQUIRE(r != NULL);
-  return r;
+  return tu_new_reactor_with(&o);
 }
 
 /* Print the banner: program name and backend. */
 static inline void tu_banner(const char *prog, reactor_t *r) {
   const char *b = reactor_backend_name(r);
   printf("%s: backend=%s%s\n", prog, b ? b : "(null)", tu_valgrind() ? " (valgrind)" : "");
+}
+
+/* Print the banner for programs that create their reactors later: a probe reactor tells the backend. */
+static inline void tu_banner_probe(const char *prog) {
+  reactor_t *probe = tu_new_reactor();
+  tu_banner(prog, probe);
+  CHECK_OK(reactor_free(probe));
 }
 
 /* Read the loop statistics; fatal on failure. */
