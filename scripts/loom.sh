@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}"
 export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-target/loom}"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-exec cargo test --release --lib loom_model -- --nocapture
+exec cargo test --release --lib loom_model -- --nocapture --test-threads=1

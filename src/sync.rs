@@ -24,6 +24,9 @@ impl<T> std::ops::Deref for Padded<T> {
 /// so that a preempted holder gets the CPU back.
 pub fn backoff(round: &mut u32) {
     *round += 1;
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
     if *round < 64 {
         std::hint::spin_loop();
     } else {
@@ -32,8 +35,8 @@ pub fn backoff(round: &mut u32) {
 }
 
 /// Counts the callers inside a short section and can be closed: `close` refuses new callers and
-/// waits for those inside, so everything they queued is there afterwards. (The thread pool's submits
-/// and the reactor's unpinned producers — remote calls, pool completions — pass one.)
+/// waits for those inside, so everything they submitted is there afterwards (the thread pool's
+/// submits pass one).
 pub struct Gate(std::sync::atomic::AtomicUsize);
 
 const GATE_CLOSED: usize = 1 << (usize::BITS - 1);

@@ -10,8 +10,9 @@
 //! Lifetime: each slot has one atomic *state word* (generation, live/closing bits, a pin count, a
 //! kind-specific flag and, for reactors, the owner thread and an "owner inside" bit). Every access to
 //! an object goes through a *pin* taken with one compare-and-swap that also checks the generation, so
-//! "is this handle live?" and "keep it alive while I use it" are one atomic step. Removal marks the
-//! slot closing (no new pins) and takes the object only once no pin is left; slot memory itself is
+//! "is this handle live?" and "keep it alive while I use it" are one atomic step (or through a lock
+//! bit of the kind's, `HandleTable::lock_with`, which removal waits for). Removal marks the slot
+//! closing (no new pins or locks) and takes the object only once none is left; slot memory itself is
 //! never unmapped, so a stale handle can always be checked safely. Reactors add ownership on the same
 //! word (`owner.rs`): adoption, owner-thread calls and `reactor_free` exclude each other for real.
 //!
@@ -24,7 +25,14 @@ mod table;
 
 pub use owner::OwnerGuard;
 pub(crate) use state::FLAG as FLAG_BIT;
-pub(crate) use state::{AWAKE, PIN, WAKE_PENDING};
+pub(crate) use state::{AWAKE, CALLS_LOCK, QUEUED, WAKE_PENDING};
+pub(crate) use state::{generation as generation_of, is_live_generation};
+
+/// The state word of a live slot of `generation` (for tests of code that runs on a state word).
+#[cfg(test)]
+pub(crate) fn live_state_for_tests(generation: u32) -> u64 {
+    state::LIVE | state::with_generation(generation)
+}
 pub use table::{HandleTable, Pinned};
 
 /// The table type of each kind.

@@ -7,8 +7,10 @@
 //!   atomic write at all, because the outer frame cannot end before they do;
 //! - adoption (`reactor_run` from another thread) is the same compare-and-swap, allowed only while
 //!   no pin at all is held (nobody inside any call), and it writes the new owner;
-//! - any-thread calls (`reactor_call_from_thread`, `reactor_wake_up`, ...) take a plain pin;
-//! - freeing succeeds only with no pin held (`HandleTable::remove_idle`), else `Error::Busy`.
+//! - any-thread calls (`reactor_wake_up`, ...) take a plain pin; `reactor_call_from_thread` takes the
+//!   call queue's lock bit instead (`HandleTable::lock_with`), which keeps the object alive as well;
+//! - freeing succeeds only with no pin held (`HandleTable::remove_idle`), else `Error::Busy`, and waits
+//!   for lock bits.
 //!
 //! So adoption, owner calls and freeing exclude each other, and the owner-only part of the object is
 //! only ever reached by one thread at a time, with the claim's acquire/release ordering every hand-over.
@@ -19,7 +21,7 @@ use crate::status::{Error, Result};
 use crate::sync::backoff;
 use std::ops::Deref;
 use std::os::raw::c_void;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How a claim was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,18 +125,34 @@ impl<T: Send + Sync, const I: u32, const G: u32> HandleTable<T, I, G> {
     }
 
     /// Frees the object if nobody is inside any call on it: `Error::Busy` otherwise.
+    #[cfg(test)]
     pub fn remove_unclaimed(&self, handle: *const c_void) -> Result<Box<T>> {
-        self.remove_idle(handle, |_| Ok(()))
+        self.remove_idle(handle, |_| Ok(()), 0, |_, _| {})
+    }
+
+    /// `remove_unclaimed`, waiting for the lock bits in `wait_for` once the slot is closing and
+    /// running `before_vacate` while the slot is still the object's (see `HandleTable::remove_idle`).
+    pub fn remove_unclaimed_with(
+        &self,
+        handle: *const c_void,
+        wait_for: u64,
+        before_vacate: impl FnOnce(&T, &AtomicU64),
+    ) -> Result<Box<T>> {
+        self.remove_idle(handle, |_| Ok(()), wait_for, before_vacate)
     }
 
     /// From inside the owner's claim: raises the kind's flag (for reactors: "closed to callers from
-    /// other threads") and waits until every other pin has been dropped, so callers that passed the
-    /// flag check before it was raised have finished.
-    pub fn raise_flag_and_drain(&self, guard: &OwnerGuard<'_, T>) {
+    /// other threads") and waits until every other pin has been dropped and the lock bits in
+    /// `wait_for` are clear, so callers that passed the flag check before it was raised have finished.
+    pub fn raise_flag_and_drain(&self, guard: &OwnerGuard<'_, T>, wait_for: u64) {
         let slot = guard.slot;
         slot.state.fetch_or(FLAG, Ordering::AcqRel);
         let mut round = 0;
-        while state::pins(slot.state.load(Ordering::Acquire)) > 1 {
+        loop {
+            let state = slot.state.load(Ordering::Acquire);
+            if state::pins(state) <= 1 && state & wait_for == 0 {
+                return;
+            }
             backoff(&mut round);
         }
     }

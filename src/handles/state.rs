@@ -1,10 +1,11 @@
 //! The layout of a slot's atomic state word.
 //!
 //! ```text
-//!  63        52 51   50      49      48   47    46         45    32 31                0
-//! +------------+----+-------+--------+----+-----+-----------+-------+------------------+
-//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. | pins  | owner thread id  |
-//! +------------+----+-------+--------+----+-----+-----------+-------+------------------+
+//!  63        52 51   50      49      48   47    46         45    44     43    32 31              0
+//! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
+//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. |CALLS|QUEUED| pins  | owner thread id|
+//! |            |    |       |        |    |     |           |LOCK |      |       |                |
+//! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
 //! ```
 //!
 //! - generation: bumped each time the slot is emptied; handles carry its low bits.
@@ -15,6 +16,9 @@
 //!   is inside a pass and looks at its queues before it sleeps; a producer has claimed the wake-up
 //!   since the reactor's last pass began. In this word so that the unpin a producer does anyway
 //!   tells it whether to wake the reactor.
+//! - CALLS_LOCK, QUEUED: (reactors) the lock of the call_from_thread queue and "the queue may hold
+//!   calls" (`crate::reactor::call_queue`). In this word so that a producer's one compare-and-swap
+//!   both keeps the reactor alive and locks its queue, and its unlock is the waker handshake.
 //! - pins: accesses in progress; removal waits for (or, for reactors, refuses on) a non-zero count.
 //! - owner: (reactors) the owning thread's id.
 
@@ -26,9 +30,11 @@ pub(crate) const OWNER_IN: u64 = 1 << 49;
 pub(crate) const FLAG: u64 = 1 << 48;
 pub(crate) const AWAKE: u64 = 1 << 47;
 pub(crate) const WAKE_PENDING: u64 = 1 << 46;
+pub(crate) const CALLS_LOCK: u64 = 1 << 45;
+pub(crate) const QUEUED: u64 = 1 << 44;
 const PIN_SHIFT: u32 = 32;
 pub(crate) const PIN: u64 = 1 << PIN_SHIFT;
-const PIN_MASK: u64 = 0x3fff << PIN_SHIFT;
+const PIN_MASK: u64 = 0xfff << PIN_SHIFT;
 const OWNER_MASK: u64 = 0xffff_ffff;
 
 #[inline]
@@ -69,6 +75,13 @@ pub fn is_open(state: u64, expected: u32, generation_mask: u32) -> bool {
     state & (LIVE | CLOSING) == LIVE && generation(state) & generation_mask == expected
 }
 
+/// The slot holds an object (removal may be in progress) of handle generation `expected` (all
+/// generation bits compared).
+#[inline]
+pub fn is_live_generation(state: u64, expected: u32) -> bool {
+    state & LIVE != 0 && generation(state) == expected
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,10 +95,12 @@ mod tests {
             | FLAG
             | AWAKE
             | WAKE_PENDING
-            | (PIN * 0x3fff);
+            | CALLS_LOCK
+            | QUEUED
+            | (PIN * 0xfff);
         let word = with_owner(word, u32::MAX);
         assert_eq!(generation(word), 0xfff);
-        assert_eq!(pins(word), 0x3fff);
+        assert_eq!(pins(word), 0xfff);
         assert!(pins_full(word));
         assert_eq!(owner(word), u32::MAX);
         assert_eq!(with_owner(word, 7) & !OWNER_MASK, word & !OWNER_MASK);

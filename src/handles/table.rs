@@ -92,6 +92,28 @@ impl<T> Drop for Pinned<'_, T> {
     }
 }
 
+/// An object kept alive by a lock bit of its state word (a kind whose removal waits for that bit,
+/// see `remove_idle`) instead of a pin. The holder must end it with `unlock_with`.
+pub struct LockedBy<'a, T> {
+    slot: &'a Slot<T>,
+}
+
+impl<T> Deref for LockedBy<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the slot was live when the bit was set, and removal waits for the bit to clear.
+        unsafe { self.slot.object() }
+    }
+}
+
+impl<T> LockedBy<'_, T> {
+    /// Ends the hold: `unlock` gets the state word and must clear the lock bit (in whatever
+    /// read-modify-write also does the caller's other business with the word).
+    pub fn unlock_with<R>(self, unlock: impl FnOnce(&AtomicU64) -> R) -> R {
+        unlock(&self.slot.state)
+    }
+}
+
 impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
     HandleTable<T, INDEX_BITS, GENERATION_BITS>
 {
@@ -223,6 +245,42 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
         }
     }
 
+    /// Sets `bit`, a kind-specific lock bit, on a live handle whose state word `check` accepts,
+    /// waiting while another thread holds it. The object then stays alive until the bit is cleared
+    /// (`LockedBy::unlock_with`): removal of the kind waits for it (`remove_idle`'s `wait_for`).
+    /// A stale, removed or foreign handle gives `Error::Invalid`.
+    #[inline]
+    pub fn lock_with(
+        &self,
+        handle: *const c_void,
+        bit: u64,
+        check: impl Fn(u64) -> Result<()>,
+    ) -> Result<LockedBy<'_, T>> {
+        let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
+        let mut state = slot.state.load(Ordering::Relaxed);
+        let mut round = 0;
+        loop {
+            if !self.is_open(state, generation) {
+                return Err(Error::Invalid);
+            }
+            check(state)?;
+            if state & bit != 0 {
+                backoff(&mut round);
+                state = slot.state.load(Ordering::Relaxed);
+                continue;
+            }
+            match slot.state.compare_exchange_weak(
+                state,
+                state | bit,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(LockedBy { slot }),
+                Err(current) => state = current,
+            }
+        }
+    }
+
     /// Pins the object behind `handle` if the handle is live.
     #[inline]
     pub fn pin(&self, handle: *const c_void) -> Option<Pinned<'_, T>> {
@@ -314,11 +372,16 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
     }
 
     /// Takes the object out only if nobody holds a pin and `check` accepts the state word; else the
-    /// error from `check`, or `Error::Busy` while pins are held.
+    /// error from `check`, or `Error::Busy` while pins are held. Once the slot is closing (no new pins
+    /// or lock bits), waits until the lock bits in `wait_for` are clear (their holders are short) and
+    /// runs `before_vacate` on the object while the slot is still its own (its state word not yet
+    /// reused).
     pub(super) fn remove_idle(
         &self,
         handle: *const c_void,
         check: impl Fn(u64) -> Result<()>,
+        wait_for: u64,
+        before_vacate: impl FnOnce(&T, &AtomicU64),
     ) -> Result<Box<T>> {
         let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
         let mut state = slot.state.load(Ordering::Relaxed);
@@ -336,10 +399,17 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(self.vacate(slot, handle)),
+                Ok(_) => break,
                 Err(current) => state = current,
             }
         }
+        let mut round = 0;
+        while slot.state.load(Ordering::Acquire) & wait_for != 0 {
+            backoff(&mut round);
+        }
+        // SAFETY: CLOSING with no pin and no lock bit held: only this thread reaches the object.
+        before_vacate(unsafe { slot.object() }, &slot.state);
+        Ok(self.vacate(slot, handle))
     }
 
     /// Empties a slot the caller marked CLOSING with no pin left; the slot goes to the quarantine.
@@ -457,7 +527,11 @@ mod tests {
         assert!(!pin.load(Ordering::Relaxed));
         drop(pin);
         assert!(remover.join().unwrap());
-        assert!(TABLE.remove_idle(h as *const c_void, |_| Ok(())).is_err());
+        assert!(
+            TABLE
+                .remove_idle(h as *const c_void, |_| Ok(()), 0, |_, _| {})
+                .is_err()
+        );
     }
 
     #[test]
@@ -465,9 +539,12 @@ mod tests {
         static TABLE: Small<u32> = HandleTable::new();
         let h = TABLE.insert(Box::new(3)).unwrap();
         let pin = TABLE.pin(h).unwrap();
-        assert_eq!(TABLE.remove_idle(h, |_| Ok(())).err(), Some(Error::Busy));
+        assert_eq!(
+            TABLE.remove_idle(h, |_| Ok(()), 0, |_, _| {}).err(),
+            Some(Error::Busy)
+        );
         drop(pin);
-        assert_eq!(*TABLE.remove_idle(h, |_| Ok(())).unwrap(), 3);
+        assert_eq!(*TABLE.remove_idle(h, |_| Ok(()), 0, |_, _| {}).unwrap(), 3);
     }
 
     #[test]

@@ -93,37 +93,42 @@ pub fn pin<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
 /// Pins `r` for a call that queues work for its thread: `Error::Closed` once a run ended with stop
 /// (the flag `close_to_other_threads` raises).
 pub fn pin_open<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
-    REACTORS.pin_with(r.cast(), |state| {
-        if state & handles::FLAG_BIT != 0 {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
-    })
+    REACTORS.pin_with(r.cast(), refuse_after_stop)
 }
 
 /// `reactor_call_from_thread`: queues `call` for the reactor's thread and wakes it if needed;
-/// `Error::Closed` once a run ended with stop (the call is handed back with the error).
+/// `Error::Closed` once a run ended with stop (the call is handed back with the error). One
+/// compare-and-swap checks the handle and the stop and locks the queue, which also keeps the reactor
+/// alive (`free` waits for the lock); the unlock is the waker handshake (`call_queue`).
 pub fn queue_call(
     r: *const reactor_t,
     call: ThreadCall,
 ) -> std::result::Result<(), (Error, ThreadCall)> {
-    let pin = match pin_open(r) {
-        Ok(pin) => pin,
+    let locked = match REACTORS.lock_with(r.cast(), handles::CALLS_LOCK, refuse_after_stop) {
+        Ok(locked) => locked,
         Err(e) => return Err((e, call)),
     };
-    if pin.shared.is_poisoned() {
+    if locked.shared.is_poisoned() {
+        locked.shared.unlock_calls();
         return Err((Error::Internal, call));
     }
-    let waker = pin.shared.push_call_pinned(call);
-    super::shared::end_pin_after_publish(pin, waker);
+    // SAFETY: `locked` holds CALLS_LOCK in this reactor's word, taken through its live handle.
+    unsafe { locked.shared.push_call_locked(call) };
     Ok(())
+}
+
+fn refuse_after_stop(state: u64) -> Result<()> {
+    if state & handles::FLAG_BIT != 0 {
+        Err(Error::Closed)
+    } else {
+        Ok(())
+    }
 }
 
 /// From the owner, when a run ended with stop: refuse work from other threads from now on, and wait
 /// for the callers that got in before (so everything they queued is there to drain).
 pub fn close_to_other_threads(claim: &Claimed<'_>) {
-    REACTORS.raise_flag_and_drain(claim);
+    REACTORS.raise_flag_and_drain(claim, handles::CALLS_LOCK);
 }
 
 /// True if the calling thread owns `r`.
@@ -134,7 +139,13 @@ pub fn is_owner(r: *const reactor_t) -> bool {
 /// `reactor_free`: succeeds only when nobody is inside any call on the reactor (else `Error::Busy`).
 /// The handle is invalid from here on; the reactor's teardown (releases) runs on this thread.
 pub fn free(r: *mut reactor_t) -> Result<()> {
-    let entry = REACTORS.remove_unclaimed(r.cast())?;
+    // Once the slot is closing: producers holding the queue's lock finish; the pool is stopped (the
+    // completions of its last jobs still queue); then the queue closes, all while the state word is
+    // still this reactor's. The releases of what is left run in `Drop for Reactor`, on this thread.
+    let entry = REACTORS.remove_unclaimed_with(r.cast(), handles::CALLS_LOCK, |entry, _| {
+        entry.pool.shutdown(true);
+        entry.shared.close_calls();
+    })?;
     drop(entry);
     Ok(())
 }

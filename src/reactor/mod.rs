@@ -279,7 +279,6 @@ impl Reactor {
         }
         if self.state.get().after_run() == LoopState::Finished {
             close_to_others();
-            self.shared.close_remote_gate();
             self.drain_thread_calls();
         }
         if self.shared.is_poisoned() {
@@ -497,12 +496,10 @@ impl Drop for Reactor {
         // The thread pool first: queued jobs run, workers are joined; completions they queued are
         // released below without running.
         self.pool.shutdown(true);
-        self.shared.close_remote_gate();
         let asyncs = self.close_all_asyncs();
         let leftover = std::mem::take(self.call_batch.get_mut());
         drop(leftover);
-        let mut queued = Vec::new();
-        self.shared.take_calls(&mut queued);
+        let queued = self.shared.take_closed_calls();
         drop(queued);
         let timers = self.timers.get_mut().close_all();
         drop(timers);

@@ -1,14 +1,15 @@
 //! The part of a reactor other threads may touch: the call_from_thread queue, the waker handshake,
-//! the async-pending flag, the gate of remote handles and the poisoned flag. Everything here is `Sync`.
+//! the async-pending flag and the poisoned flag. Everything here is `Sync`.
 
 use super::Reactor;
-use super::call_queue::CallQueue;
+use super::call_queue::{self, CallQueue};
 use super::wake;
 use crate::backend::WakeTarget;
 use crate::callback::Callback;
+use crate::handles::{self, FLAG_BIT, QUEUED};
 use crate::status::Error;
-use crate::sync::{Gate, Padded};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::Padded;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
 /// half of `reactor_call_in_thread_with_callback`. Dropping one without running it must release
@@ -24,18 +25,21 @@ pub enum ThreadCall {
 }
 
 /// Laid out (in this order) by who writes what: the read-mostly fields every any-thread call reads
-/// share the first line; the async flag (written by senders) and the call queue (written by producers
-/// and the reactor) have lines of their own, so no side's writes take away a line another side only
-/// reads. The waker handshake runs on the reactor handle's state word (`wake`), bound at creation.
+/// share the first line; the async flag (written by senders) and the call queue's buffer (written by
+/// producers and the reactor) have lines of their own, so no side's writes take away a line another
+/// side only reads. The waker handshake and the queue's lock run on the reactor handle's state word
+/// (`wake`, `call_queue`), bound at creation.
 #[repr(C)]
 pub struct Shared {
     poisoned: AtomicBool,
     waker: WakeTarget,
-    /// The reactor handle's state word (never unmapped), where AWAKE and WAKE_PENDING live.
+    /// The reactor handle's state word (never unmapped), where AWAKE, WAKE_PENDING, CALLS_LOCK and
+    /// QUEUED live.
     word: AtomicPtr<AtomicU64>,
-    /// Passed by producers without a pin on the reactor (remote calls, pool completions; remote
-    /// handles outlive the reactor); closed when a run ends with stop and when it is freed.
-    remote_gate: Gate,
+    /// The handle's generation when the word was bound: producers without a pin on the reactor
+    /// (remote calls, pool completions; remote handles outlive the reactor) lock the queue only while
+    /// the word still belongs to this reactor.
+    generation: AtomicU32,
     async_pending: Padded<AtomicBool>,
     calls: Padded<CallQueue>,
 }
@@ -50,7 +54,7 @@ impl Shared {
             word: AtomicPtr::new(&UNBOUND as *const AtomicU64 as *mut AtomicU64),
             async_pending: Padded(AtomicBool::new(false)),
             calls: Padded(CallQueue::default()),
-            remote_gate: Gate::new(),
+            generation: AtomicU32::new(0),
             waker,
         }
     }
@@ -66,6 +70,9 @@ impl Shared {
     /// Binds the waker handshake to the reactor handle's state word (at creation, before anyone else
     /// can reach the reactor).
     pub fn bind_word(&self, word: &'static AtomicU64) {
+        let state = word.load(Ordering::Acquire);
+        self.generation
+            .store(handles::generation_of(state), Ordering::Relaxed);
         self.word.store(
             word as *const AtomicU64 as *mut AtomicU64,
             Ordering::Release,
@@ -103,36 +110,92 @@ impl Shared {
         wake::prepare_to_block(self.word());
     }
 
-    /// Queues a call from a thread that holds a pin on the reactor; the caller then ends the pin
-    /// with `end_pin_after_publish`.
+    /// Queues a call from a thread that holds the queue's lock (`reactor_call_from_thread`, which took
+    /// it with its handle check), then releases the lock and wakes the reactor if needed.
+    ///
+    /// # Safety
+    /// The caller holds CALLS_LOCK in this reactor's state word (`word()`), and the reactor is not
+    /// freed (the lock was taken through its live handle).
     #[inline]
-    pub fn push_call_pinned(&self, call: ThreadCall) -> WakeTarget {
-        self.calls.push(call);
-        self.waker
+    pub unsafe fn push_call_locked(&self, call: ThreadCall) {
+        // SAFETY: the caller holds the lock of a live reactor, whose queue is open.
+        unsafe { self.calls.push_locked(call) };
+        self.publish_and_unlock();
+    }
+
+    /// Releases the queue's lock after a push: the waker handshake in the same step (see
+    /// `call_queue::unlock_published`); a producer that claimed the wake-up writes the waker while it
+    /// still holds the lock (which keeps the reactor, and its waker's fd, alive).
+    #[inline]
+    fn publish_and_unlock(&self) {
+        let word = self.word();
+        if call_queue::unlock_published(word) {
+            self.waker.wake();
+            call_queue::unlock(word);
+        }
+    }
+
+    /// Releases the queue's lock after deciding not to push.
+    pub fn unlock_calls(&self) {
+        call_queue::unlock(self.word());
     }
 
     /// Queues work for the reactor thread from a thread that holds no pin on it (`reactor_remote_call`,
-    /// a pool worker's completion), through the gate the reactor closes when a run ends with stop and
-    /// when it is freed: refused then with `Error::Closed`, atomically with respect to both, and
-    /// with `Error::Internal` on a poisoned reactor. A refused call is handed back.
+    /// a pool worker's completion). Refused with `Error::Closed` once a run ended with stop and once
+    /// the reactor is freed (atomically with respect to both: the lock is taken in the same
+    /// compare-and-swap that checks them, and both wait for the lock), with `Error::Internal` on a
+    /// poisoned reactor. A refused call is handed back.
     pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), (Error, ThreadCall)> {
-        if !self.remote_gate.enter() {
+        let word = self.word();
+        let generation = self.generation.load(Ordering::Relaxed);
+        // While the reactor is being freed (closing) its pool is joined, and the completions of the
+        // last jobs are still accepted; `close_calls` then refuses the rest.
+        let locked = call_queue::lock(word, |state| {
+            if !handles::is_live_generation(state, generation) || state & FLAG_BIT != 0 {
+                Err(())
+            } else {
+                Ok(())
+            }
+        });
+        if locked.is_err() {
             return Err((Error::Closed, call));
         }
-        let result = if self.is_poisoned() {
-            Err((Error::Internal, call))
-        } else {
-            self.calls.push(call);
-            self.wake();
-            Ok(())
-        };
-        self.remote_gate.leave();
-        result
+        if self.calls.is_closed() {
+            // The word is another reactor's by now (its generation wrapped around to ours).
+            call_queue::unlock(word);
+            return Err((Error::Closed, call));
+        }
+        if self.is_poisoned() {
+            call_queue::unlock(word);
+            return Err((Error::Internal, call));
+        }
+        // SAFETY: we hold the lock of this reactor's word (generation checked) and the queue is open.
+        unsafe { self.calls.push_locked(call) };
+        self.publish_and_unlock();
+        Ok(())
     }
 
-    /// Closes the remote gate: the run ended with stop, or the reactor is freed.
-    pub fn close_remote_gate(&self) {
-        self.remote_gate.close();
+    /// When the reactor is freed, while its slot is closing and before the word can be reused:
+    /// refuses every later producer. What is queued stays for `take_closed_calls`.
+    pub fn close_calls(&self) {
+        let word = self.word();
+        let _ = call_queue::lock(word, |_| Ok::<(), ()>(()));
+        self.calls.close_locked();
+        // SeqCst: in the single total order this unlock comes before the locking compare-and-swap of
+        // any producer that gets the lock later (a later modification of the same word), so that
+        // producer's `is_closed` sees the close even if the word was reused in between.
+        word.fetch_and(!crate::handles::CALLS_LOCK, Ordering::SeqCst);
+    }
+
+    /// From `Drop for Reactor`: the calls left in the queue, which `close_calls` closed (or closes
+    /// now, for a reactor that never got a handle).
+    pub fn take_closed_calls(&self) -> Vec<ThreadCall> {
+        if !self.calls.is_closed() {
+            self.close_calls();
+        }
+        // SAFETY: closed (above, or by this thread in `reactor_free`), and only the thread dropping
+        // the reactor takes from a closed queue.
+        unsafe { self.calls.take_closed() }
     }
 
     /// Makes the reactor thread look at its async handles on its next pass (no wake-up: it is awake).
@@ -153,28 +216,91 @@ impl Shared {
     }
 
     pub fn has_work(&self) -> bool {
-        !self.calls.is_empty() || self.async_pending.load(Ordering::Relaxed)
+        self.word().load(Ordering::Acquire) & QUEUED != 0
+            || self.async_pending.load(Ordering::Relaxed)
     }
 
-    /// Exchanges every queued call (oldest first) with the reactor's empty `spare` buffer.
+    /// Reactor thread: exchanges every queued call (oldest first) with the reactor's empty `spare`
+    /// buffer (O(1) under the queue's lock; nothing locked when nothing is queued).
     pub fn take_calls(&self, spare: &mut Vec<ThreadCall>) {
-        self.calls.take_all(spare);
+        let word = self.word();
+        if call_queue::lock_if_queued(word) {
+            // SAFETY: we hold the lock of our own, live reactor (the caller is its thread).
+            unsafe { self.calls.swap_locked(spare) };
+            call_queue::unlock_taken(word);
+        }
     }
 }
 
-/// Ends a producer's pin on the reactor after it published work (`push_call_pinned`): when the
-/// reactor is awake the unpin itself is the handshake's read-modify-write (no other atomic);
-/// otherwise the producer that claims the wake-up writes the waker, while still pinned (the waker's fd
-/// is valid only while the reactor is).
-#[inline]
-pub fn end_pin_after_publish<T>(pin: crate::handles::Pinned<'_, T>, waker: WakeTarget) {
-    pin.release_with(|word| {
-        if wake::unpin_if_awake(word, crate::handles::PIN) {
-            return true;
-        }
-        if wake::claim_wake(word) {
-            waker.wake();
-        }
-        false
-    });
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::{Callback, UserData};
+    use crate::handles::{AWAKE, CALLS_LOCK, live_state_for_tests};
+    use crate::types::reactor_t;
+    use std::os::raw::c_void;
+
+    unsafe extern "C" fn nothing(_: *mut reactor_t, _: *mut c_void) {}
+
+    fn call() -> ThreadCall {
+        ThreadCall::Host(Callback {
+            func: nothing,
+            data: UserData::new(std::ptr::null_mut(), None),
+        })
+    }
+
+    fn word_of_live_reactor(generation: u32) -> &'static AtomicU64 {
+        Box::leak(Box::new(AtomicU64::new(
+            live_state_for_tests(generation) | AWAKE,
+        )))
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_remote_calls_even_through_a_reused_slot() {
+        let word = word_of_live_reactor(5);
+        let shared = Shared::new(WakeTarget::from_bits(-1));
+        shared.bind_word(word);
+        assert!(shared.push_unpinned(call()).is_ok());
+        shared.close_calls();
+        // The slot was vacated and reused since, and its generation wrapped around to ours: the
+        // word looks like ours again, but the queue must stay closed.
+        assert!(matches!(
+            shared.push_unpinned(call()),
+            Err((Error::Closed, _))
+        ));
+        assert_eq!(word.load(Ordering::Relaxed) & CALLS_LOCK, 0, "unlocked");
+        assert_eq!(
+            shared.take_closed_calls().len(),
+            1,
+            "the call accepted before"
+        );
+    }
+
+    #[test]
+    fn remote_calls_are_refused_for_another_generation_and_after_the_stop_flag() {
+        let word = word_of_live_reactor(5);
+        let shared = Shared::new(WakeTarget::from_bits(-1));
+        shared.bind_word(word);
+        word.store(live_state_for_tests(6) | AWAKE, Ordering::Relaxed);
+        assert!(matches!(
+            shared.push_unpinned(call()),
+            Err((Error::Closed, _))
+        ));
+        word.store(
+            live_state_for_tests(5) | AWAKE | FLAG_BIT,
+            Ordering::Relaxed,
+        );
+        assert!(matches!(
+            shared.push_unpinned(call()),
+            Err((Error::Closed, _))
+        ));
+        word.store(live_state_for_tests(5) | AWAKE, Ordering::Relaxed);
+        shared.poison();
+        assert!(matches!(
+            shared.push_unpinned(call()),
+            Err((Error::Internal, _))
+        ));
+        assert_eq!(word.load(Ordering::Relaxed) & (CALLS_LOCK | QUEUED), 0);
+        assert!(shared.take_closed_calls().is_empty());
+    }
 }
