@@ -39,12 +39,15 @@ fn main() {
     ));
 
     let generated = out_dir.join("reactor.h");
+    let mut header = Vec::new();
     cbindgen::Builder::new()
         .with_crate(&crate_dir)
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate the header")
-        .write_to_file(&generated);
+        .write(&mut header);
+    let header = String::from_utf8(header).expect("the header is UTF-8");
+    std::fs::write(&generated, api_struct_tags(&header)).expect("could not write the header");
     println!(
         "cargo:rustc-env=REACTOR_GENERATED_HEADER={}",
         generated.display()
@@ -54,4 +57,37 @@ fn main() {
         std::fs::copy(&generated, crate_dir.join("include/reactor.h"))
             .expect("could not update include/reactor.h");
     }
+}
+
+/// API.md names each struct's tag without the `_t` of its typedef (`typedef struct reactor reactor_t;`,
+/// `typedef struct reactor_options { ... } reactor_options_t;`), so that hosts may write either.
+/// cbindgen gives tag and typedef the same name; this renames every `struct reactor..._t` tag.
+fn api_struct_tags(header: &str) -> String {
+    const KEYWORD: &str = "struct ";
+    let mut out = String::with_capacity(header.len());
+    let mut rest = header;
+    while let Some(at) = rest.find(KEYWORD) {
+        let (before, from_keyword) = rest.split_at(at + KEYWORD.len());
+        out.push_str(before);
+        let name_len = from_keyword
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(from_keyword.len());
+        let name = &from_keyword[..name_len];
+        let keyword_starts_word = at == 0
+            || !rest[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        match name.strip_suffix("_t") {
+            Some(tag)
+                if keyword_starts_word && (tag == "reactor" || tag.starts_with("reactor_")) =>
+            {
+                out.push_str(tag)
+            }
+            _ => out.push_str(name),
+        }
+        rest = &from_keyword[name_len..];
+    }
+    out.push_str(rest);
+    out
 }

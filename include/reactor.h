@@ -112,28 +112,28 @@ typedef enum reactor_status_t {
 /*
  Opaque coalescing wake-up handle (`reactor_async_new`).
  */
-typedef struct reactor_async_t reactor_async_t;
+typedef struct reactor_async reactor_async_t;
 
 /*
  Opaque handle to a scheduled delayed call (`reactor_call_later`); valid until released.
  */
-typedef struct reactor_delayed_call_t reactor_delayed_call_t;
+typedef struct reactor_delayed_call reactor_delayed_call_t;
 
 /*
  Opaque handle that can call into a reactor from any thread, even after the reactor is freed.
  */
-typedef struct reactor_remote_t reactor_remote_t;
+typedef struct reactor_remote reactor_remote_t;
 
 /*
  Opaque reactor handle (`reactor_new` / `reactor_free`).
  */
-typedef struct reactor_t reactor_t;
+typedef struct reactor reactor_t;
 
 /*
  Opaque thread-pool handle: a pool of its own (`reactor_threadpool_new` / `reactor_threadpool_free`), or
  the reactor's pool, borrowed (`reactor_get_thread_pool`).
  */
-typedef struct reactor_threadpool_t reactor_threadpool_t;
+typedef struct reactor_threadpool reactor_threadpool_t;
 
 /*
  Which poller a reactor uses (`REACTOR_BACKEND_*`).
@@ -143,7 +143,7 @@ typedef int reactor_backend_t;
 /*
  Options for `reactor_new`. Fill with `reactor_options_init` first.
  */
-typedef struct reactor_options_t {
+typedef struct reactor_options {
   /*
    `sizeof(reactor_options_t)` as the caller knows it.
    */
@@ -169,7 +169,7 @@ typedef struct reactor_options_t {
 /*
  A plain callback on the reactor thread.
  */
-typedef void (*reactor_cb_fn)(struct reactor_t *r, void *user_data);
+typedef void (*reactor_cb_fn)(struct reactor *r, void *user_data);
 
 /*
  Frees user data when the library drops a registration. Called exactly once.
@@ -185,7 +185,7 @@ typedef void (*reactor_log_fn)(void *user_data, int level, const char *message);
  Loop statistics (`reactor_stats`). Counters never decrease; `fds_registered` and `timers_pending`
  are current values.
  */
-typedef struct reactor_stats_t {
+typedef struct reactor_stats {
   uint32_t struct_size;
   uint64_t iterations;
   uint64_t polls;
@@ -211,12 +211,12 @@ typedef int reactor_phase_t;
  A system event trigger. Return `REACTOR_OK`, `REACTOR_PENDING` (BEFORE phase: hold the event), or a
  negative status (logged; the other triggers still run).
  */
-typedef int (*reactor_trigger_fn)(struct reactor_t *r, uint64_t trigger_id, void *user_data);
+typedef int (*reactor_trigger_fn)(struct reactor *r, uint64_t trigger_id, void *user_data);
 
 /*
  fd readiness callback; `events` is a mask of `REACTOR_READABLE` ... `REACTOR_SHUTDOWN`.
  */
-typedef void (*reactor_fd_fn)(struct reactor_t *r, int fd, uint32_t events, void *user_data);
+typedef void (*reactor_fd_fn)(struct reactor *r, int fd, uint32_t events, void *user_data);
 
 /*
  A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
@@ -227,7 +227,7 @@ typedef void (*reactor_work_fn)(void *user_data);
  Thread-pool statistics (`reactor_threadpool_stats`). `completed` and `stolen` never decrease; the
  others are current values.
  */
-typedef struct reactor_threadpool_stats_t {
+typedef struct reactor_threadpool_stats {
   uint32_t struct_size;
   /*
    Live worker threads.
@@ -261,7 +261,7 @@ typedef void *(*reactor_work_result_fn)(void *user_data);
  The completion half of `reactor_call_in_thread_with_callback`: runs on the reactor thread with the
  work function's result.
  */
-typedef void (*reactor_done_fn)(struct reactor_t *r, void *result, void *user_data);
+typedef void (*reactor_done_fn)(struct reactor *r, void *result, void *user_data);
 
 /*
  epoll on Linux, poll elsewhere (kqueue once its backend lands), unless `REACTOR_BACKEND` says
@@ -326,7 +326,7 @@ int reactor_status_from_errno(int error_number);
 
  Thread-safety: any thread.
  */
-void reactor_options_init(struct reactor_options_t *o);
+void reactor_options_init(struct reactor_options *o);
 
 /*
  Creates a reactor owned by the calling thread. `o` NULL = defaults; `REACTOR_BACKEND` in the
@@ -334,7 +334,7 @@ void reactor_options_init(struct reactor_options_t *o);
 
  Thread-safety: any thread (the new reactor belongs to it until it is first run).
  */
-int reactor_new(const struct reactor_options_t *o, struct reactor_t **out);
+int reactor_new(const struct reactor_options *o, struct reactor **out);
 
 /*
  Frees a reactor nobody is using; every pending registration's release runs inside (no other
@@ -344,7 +344,7 @@ int reactor_new(const struct reactor_options_t *o, struct reactor_t **out);
 
  Thread-safety: any thread.
  */
-int reactor_free(struct reactor_t *r);
+int reactor_free(struct reactor *r);
 
 /*
  Fires startup and runs the loop until `reactor_stop` (then shutdown) or `reactor_crash`.
@@ -354,7 +354,7 @@ int reactor_free(struct reactor_t *r);
  Thread-safety: the owner; or any thread while the reactor is idle (not inside `run`, `iterate` or
  any other call), which then becomes its owner. Racing threads: exactly one wins.
  */
-int reactor_run(struct reactor_t *r);
+int reactor_run(struct reactor *r);
 
 /*
  Asks a running reactor to stop: shutdown triggers run on the loop's next pass, then `run` returns.
@@ -362,14 +362,14 @@ int reactor_run(struct reactor_t *r);
 
  Thread-safety: reactor thread only (use `reactor_call_from_thread` from others).
  */
-int reactor_stop(struct reactor_t *r);
+int reactor_stop(struct reactor *r);
 
 /*
  Ends `run` once the current callback returns, without shutdown triggers; `run` may be called again.
 
  Thread-safety: reactor thread only.
  */
-int reactor_crash(struct reactor_t *r);
+int reactor_crash(struct reactor *r);
 
 /*
  One pass of the loop without `run`: due timers and thread calls, one poll of at most `timeout_s`
@@ -377,21 +377,21 @@ int reactor_crash(struct reactor_t *r);
 
  Thread-safety: reactor thread only.
  */
-int reactor_iterate(struct reactor_t *r, double timeout_s);
+int reactor_iterate(struct reactor *r, double timeout_s);
 
 /*
  1 from DURING-startup until DURING-shutdown, else 0 (also for bad handles and foreign threads).
 
  Thread-safety: reactor thread; other threads get 0.
  */
-int reactor_is_running(const struct reactor_t *r);
+int reactor_is_running(const struct reactor *r);
 
 /*
  Calls `cb` at once if running, else when the reactor has started (an AFTER-startup trigger).
 
  Thread-safety: reactor thread only.
  */
-int reactor_call_when_running(struct reactor_t *r,
+int reactor_call_when_running(struct reactor *r,
                               reactor_cb_fn cb,
                               void *ud,
                               reactor_release_fn release);
@@ -401,7 +401,7 @@ int reactor_call_when_running(struct reactor_t *r,
 
  Thread-safety: any thread.
  */
-const char *reactor_backend_name(const struct reactor_t *r);
+const char *reactor_backend_name(const struct reactor *r);
 
 /*
  Routes the reactor's log messages to `fn` (NULL restores the default: errors to stderr).
@@ -409,7 +409,7 @@ const char *reactor_backend_name(const struct reactor_t *r);
 
  Thread-safety: reactor thread only; calls from other threads are ignored.
  */
-void reactor_set_log_fn(struct reactor_t *r, reactor_log_fn log_fn, void *ud);
+void reactor_set_log_fn(struct reactor *r, reactor_log_fn log_fn, void *ud);
 
 /*
  Copies loop statistics into `out`. Set `out->struct_size` first; a larger struct than this
@@ -418,7 +418,7 @@ void reactor_set_log_fn(struct reactor_t *r, reactor_log_fn log_fn, void *ud);
 
  Thread-safety: reactor thread only.
  */
-int reactor_stats(const struct reactor_t *r, struct reactor_stats_t *out);
+int reactor_stats(const struct reactor *r, struct reactor_stats *out);
 
 /*
  A pollable fd (epoll) that becomes readable when the reactor has I/O, timers aside; -1 for backends
@@ -426,7 +426,7 @@ int reactor_stats(const struct reactor_t *r, struct reactor_stats_t *out);
 
  Thread-safety: any thread.
  */
-int reactor_backend_fd(const struct reactor_t *r);
+int reactor_backend_fd(const struct reactor *r);
 
 /*
  How long a host loop may sleep before calling `reactor_iterate(r, 0)`: -1 = no timer pending,
@@ -435,7 +435,7 @@ int reactor_backend_fd(const struct reactor_t *r);
 
  Thread-safety: reactor thread; other threads get -1.
  */
-int reactor_backend_timeout_ms(struct reactor_t *r);
+int reactor_backend_timeout_ms(struct reactor *r);
 
 /*
  For tests of hosts and bindings: arms a one-shot internal panic at `point` —
@@ -448,21 +448,21 @@ int reactor_backend_timeout_ms(struct reactor_t *r);
 
  Thread-safety: reactor thread only.
  */
-int reactor_test_inject_panic(struct reactor_t *r, uint32_t point);
+int reactor_test_inject_panic(struct reactor *r, uint32_t point);
 
 /*
  Wakes the reactor's poll (coalesced with other pending wake-ups).
 
  Thread-safety: any thread.
  */
-int reactor_wake_up(struct reactor_t *r);
+int reactor_wake_up(struct reactor *r);
 
 /*
  1 if the calling thread owns the reactor (the creator until the first run, then the running thread).
 
  Thread-safety: any thread.
  */
-int reactor_is_in_io_thread(const struct reactor_t *r);
+int reactor_is_in_io_thread(const struct reactor *r);
 
 /*
  Adds a one-shot trigger for `event` ("startup", "shutdown" or any name) in `phase`; its id goes to
@@ -471,7 +471,7 @@ int reactor_is_in_io_thread(const struct reactor_t *r);
 
  Thread-safety: reactor thread only.
  */
-int reactor_add_system_event_trigger(struct reactor_t *r,
+int reactor_add_system_event_trigger(struct reactor *r,
                                      reactor_phase_t phase,
                                      const char *event,
                                      reactor_trigger_fn trigger,
@@ -485,7 +485,7 @@ int reactor_add_system_event_trigger(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_remove_system_event_trigger(struct reactor_t *r, uint64_t id);
+int reactor_remove_system_event_trigger(struct reactor *r, uint64_t id);
 
 /*
  Fires `event`: its triggers run before this returns, unless a BEFORE trigger holds it (then DURING
@@ -494,14 +494,14 @@ int reactor_remove_system_event_trigger(struct reactor_t *r, uint64_t id);
 
  Thread-safety: reactor thread only.
  */
-int reactor_fire_system_event(struct reactor_t *r, const char *event);
+int reactor_fire_system_event(struct reactor *r, const char *event);
 
 /*
  Completes a BEFORE trigger that returned `REACTOR_PENDING`. Not pending: `REACTOR_E_NOT_FOUND`.
 
  Thread-safety: reactor thread only.
  */
-int reactor_trigger_complete(struct reactor_t *r, uint64_t trigger_id);
+int reactor_trigger_complete(struct reactor *r, uint64_t trigger_id);
 
 /*
  Calls `fn(r, fd, events, ud)` whenever `fd` is readable (events: `REACTOR_READABLE`, plus
@@ -510,7 +510,7 @@ int reactor_trigger_complete(struct reactor_t *r, uint64_t trigger_id);
 
  Thread-safety: reactor thread only.
  */
-int reactor_add_reader(struct reactor_t *r,
+int reactor_add_reader(struct reactor *r,
                        int fd,
                        reactor_fd_fn cb,
                        void *ud,
@@ -521,7 +521,7 @@ int reactor_add_reader(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_add_writer(struct reactor_t *r,
+int reactor_add_writer(struct reactor *r,
                        int fd,
                        reactor_fd_fn cb,
                        void *ud,
@@ -532,14 +532,14 @@ int reactor_add_writer(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_remove_reader(struct reactor_t *r, int fd);
+int reactor_remove_reader(struct reactor *r, int fd);
 
 /*
  Removes the writer of `fd` (its release runs). Not registered: `REACTOR_E_NOT_FOUND`.
 
  Thread-safety: reactor thread only.
  */
-int reactor_remove_writer(struct reactor_t *r, int fd);
+int reactor_remove_writer(struct reactor *r, int fd);
 
 /*
  Removes every reader and writer (their releases run); writes up to `cap` of the fds (each once,
@@ -547,7 +547,7 @@ int reactor_remove_writer(struct reactor_t *r, int fd);
 
  Thread-safety: reactor thread only.
  */
-int reactor_remove_all(struct reactor_t *r,
+int reactor_remove_all(struct reactor *r,
                        int *out_fds,
                        size_t cap,
                        size_t *out_count);
@@ -558,7 +558,7 @@ int reactor_remove_all(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_get_readers(const struct reactor_t *r, int *out_fds, size_t cap, size_t *out_count);
+int reactor_get_readers(const struct reactor *r, int *out_fds, size_t cap, size_t *out_count);
 
 /*
  The fds that have a writer (ascending; internal fds are never listed): up to `cap` into `out_fds`,
@@ -566,7 +566,7 @@ int reactor_get_readers(const struct reactor_t *r, int *out_fds, size_t cap, siz
 
  Thread-safety: reactor thread only.
  */
-int reactor_get_writers(const struct reactor_t *r, int *out_fds, size_t cap, size_t *out_count);
+int reactor_get_writers(const struct reactor *r, int *out_fds, size_t cap, size_t *out_count);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else
@@ -577,7 +577,7 @@ int reactor_get_writers(const struct reactor_t *r, int *out_fds, size_t cap, siz
  */
 int reactor_threadpool_new(size_t min_threads,
                            size_t max_threads,
-                           struct reactor_threadpool_t **out);
+                           struct reactor_threadpool **out);
 
 /*
  Queues `fn(ud)` to run once on a pool thread; `release(ud)` runs after it, on the same thread. A job
@@ -586,7 +586,7 @@ int reactor_threadpool_new(size_t min_threads,
 
  Thread-safety: any thread, including the pool's own jobs.
  */
-int reactor_threadpool_submit(struct reactor_threadpool_t *p,
+int reactor_threadpool_submit(struct reactor_threadpool *p,
                               reactor_work_fn fn,
                               void *ud,
                               reactor_release_fn release);
@@ -598,7 +598,7 @@ int reactor_threadpool_submit(struct reactor_threadpool_t *p,
 
  Thread-safety: any thread.
  */
-int reactor_threadpool_resize(struct reactor_threadpool_t *p,
+int reactor_threadpool_resize(struct reactor_threadpool *p,
                               size_t min_threads,
                               size_t max_threads);
 
@@ -609,8 +609,8 @@ int reactor_threadpool_resize(struct reactor_threadpool_t *p,
 
  Thread-safety: any thread.
  */
-int reactor_threadpool_stats(const struct reactor_threadpool_t *p,
-                             struct reactor_threadpool_stats_t *out);
+int reactor_threadpool_stats(const struct reactor_threadpool *p,
+                             struct reactor_threadpool_stats *out);
 
 /*
  Stops the pool: new jobs are refused (`REACTOR_E_CLOSED`), every queued job runs, every worker is
@@ -619,7 +619,7 @@ int reactor_threadpool_stats(const struct reactor_threadpool_t *p,
 
  Thread-safety: any thread except the pool's own workers.
  */
-int reactor_threadpool_stop(struct reactor_threadpool_t *p);
+int reactor_threadpool_stop(struct reactor_threadpool *p);
 
 /*
  Stops the pool if needed (queued jobs run, workers joined) and frees it. NULL, stale handles and the
@@ -628,7 +628,7 @@ int reactor_threadpool_stop(struct reactor_threadpool_t *p);
 
  Thread-safety: any thread.
  */
-void reactor_threadpool_free(struct reactor_threadpool_t *p);
+void reactor_threadpool_free(struct reactor_threadpool *p);
 
 /*
  Runs `fn(ud)` once on the reactor's thread pool (Twisted's callInThread); `release(ud)` runs after it,
@@ -638,7 +638,7 @@ void reactor_threadpool_free(struct reactor_threadpool_t *p);
 
  Thread-safety: any thread.
  */
-int reactor_call_in_thread(struct reactor_t *r,
+int reactor_call_in_thread(struct reactor *r,
                            reactor_work_fn fn,
                            void *ud,
                            reactor_release_fn release);
@@ -653,7 +653,7 @@ int reactor_call_in_thread(struct reactor_t *r,
 
  Thread-safety: any thread.
  */
-int reactor_call_in_thread_with_callback(struct reactor_t *r,
+int reactor_call_in_thread_with_callback(struct reactor *r,
                                          reactor_work_result_fn work,
                                          reactor_done_fn done,
                                          void *ud,
@@ -665,7 +665,7 @@ int reactor_call_in_thread_with_callback(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_suggest_thread_pool_size(struct reactor_t *r, size_t max_threads);
+int reactor_suggest_thread_pool_size(struct reactor *r, size_t max_threads);
 
 /*
  The reactor's thread pool (created on first use; its workers start when the reactor runs), for
@@ -675,7 +675,7 @@ int reactor_suggest_thread_pool_size(struct reactor_t *r, size_t max_threads);
 
  Thread-safety: reactor thread only (other threads get NULL).
  */
-struct reactor_threadpool_t *reactor_get_thread_pool(struct reactor_t *r);
+struct reactor_threadpool *reactor_get_thread_pool(struct reactor *r);
 
 /*
  Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
@@ -686,7 +686,7 @@ struct reactor_threadpool_t *reactor_get_thread_pool(struct reactor_t *r);
 
  Thread-safety: any thread.
  */
-int reactor_call_from_thread(struct reactor_t *r,
+int reactor_call_from_thread(struct reactor *r,
                              reactor_cb_fn cb,
                              void *ud,
                              reactor_release_fn release);
@@ -697,11 +697,11 @@ int reactor_call_from_thread(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_async_new(struct reactor_t *r,
+int reactor_async_new(struct reactor *r,
                       reactor_cb_fn cb,
                       void *ud,
                       reactor_release_fn release,
-                      struct reactor_async_t **out);
+                      struct reactor_async **out);
 
 /*
  Requests one run of the async's callback. No allocation, no lock: async-signal-safe. A send that
@@ -709,14 +709,14 @@ int reactor_async_new(struct reactor_t *r,
 
  Thread-safety: any thread, and signal handlers.
  */
-int reactor_async_send(struct reactor_async_t *a);
+int reactor_async_send(struct reactor_async *a);
 
 /*
  Closes an async handle: its release runs and the handle becomes invalid.
 
  Thread-safety: reactor thread only.
  */
-int reactor_async_close(struct reactor_async_t *a);
+int reactor_async_close(struct reactor_async *a);
 
 /*
  Creates a handle that can queue calls into the reactor from any thread and stays valid after the
@@ -724,7 +724,7 @@ int reactor_async_close(struct reactor_async_t *a);
 
  Thread-safety: reactor thread only.
  */
-int reactor_remote_new(struct reactor_t *r, struct reactor_remote_t **out);
+int reactor_remote_new(struct reactor *r, struct reactor_remote **out);
 
 /*
  Like `reactor_call_from_thread`, but safe against a concurrent `reactor_free`: once the reactor is
@@ -732,7 +732,7 @@ int reactor_remote_new(struct reactor_t *r, struct reactor_remote_t **out);
 
  Thread-safety: any thread.
  */
-int reactor_remote_call(struct reactor_remote_t *h,
+int reactor_remote_call(struct reactor_remote *h,
                         reactor_cb_fn cb,
                         void *ud,
                         reactor_release_fn release);
@@ -742,7 +742,7 @@ int reactor_remote_call(struct reactor_remote_t *h,
 
  Thread-safety: any thread.
  */
-void reactor_remote_free(struct reactor_remote_t *h);
+void reactor_remote_free(struct reactor_remote *h);
 
 /*
  Schedules `cb(r, ud)` after `delay_s` seconds (>= 0, finite). With `out`, a handle to cancel, reset or
@@ -750,12 +750,12 @@ void reactor_remote_free(struct reactor_remote_t *h);
 
  Thread-safety: reactor thread only.
  */
-int reactor_call_later(struct reactor_t *r,
+int reactor_call_later(struct reactor *r,
                        double delay_s,
                        reactor_cb_fn cb,
                        void *ud,
                        reactor_release_fn release,
-                       struct reactor_delayed_call_t **out);
+                       struct reactor_delayed_call **out);
 
 /*
  Cancels a pending call (its release runs). `REACTOR_E_ALREADY_CANCELLED`, `REACTOR_E_ALREADY_CALLED`
@@ -764,28 +764,28 @@ int reactor_call_later(struct reactor_t *r,
 
  Thread-safety: reactor thread only.
  */
-int reactor_delayed_call_cancel(struct reactor_delayed_call_t *c);
+int reactor_delayed_call_cancel(struct reactor_delayed_call *c);
 
 /*
  Reschedules a pending call to `seconds_from_now` (>= 0, finite), in O(log n).
 
  Thread-safety: reactor thread only.
  */
-int reactor_delayed_call_reset(struct reactor_delayed_call_t *c, double seconds_from_now);
+int reactor_delayed_call_reset(struct reactor_delayed_call *c, double seconds_from_now);
 
 /*
  Moves a pending call by `seconds_later` (negative moves it earlier, never before now).
 
  Thread-safety: reactor thread only.
  */
-int reactor_delayed_call_delay(struct reactor_delayed_call_t *c, double seconds_later);
+int reactor_delayed_call_delay(struct reactor_delayed_call *c, double seconds_later);
 
 /*
  1 while the call is pending (not run, not cancelled), else 0.
 
  Thread-safety: reactor thread; other threads and bad handles get 0.
  */
-int reactor_delayed_call_active(const struct reactor_delayed_call_t *c);
+int reactor_delayed_call_active(const struct reactor_delayed_call *c);
 
 /*
  The time (on `reactor_seconds`' clock) the call is, or was last, scheduled for. NaN for bad handles
@@ -793,28 +793,28 @@ int reactor_delayed_call_active(const struct reactor_delayed_call_t *c);
 
  Thread-safety: reactor thread; other threads get NaN.
  */
-double reactor_delayed_call_get_time(const struct reactor_delayed_call_t *c);
+double reactor_delayed_call_get_time(const struct reactor_delayed_call *c);
 
 /*
  Drops the caller's handle (the call itself stays scheduled). Releasing twice is harmless.
 
  Thread-safety: any thread (garbage-collector finalizers run anywhere).
  */
-void reactor_delayed_call_release(struct reactor_delayed_call_t *c);
+void reactor_delayed_call_release(struct reactor_delayed_call *c);
 
 /*
  Number of pending (not cancelled, not run) delayed calls.
 
  Thread-safety: reactor thread; other threads get 0.
  */
-size_t reactor_delayed_call_count(const struct reactor_t *r);
+size_t reactor_delayed_call_count(const struct reactor *r);
 
 /*
  The clock delayed calls use: CLOCK_MONOTONIC seconds, or the manual clock (starts at 0).
 
  Thread-safety: reactor thread; other threads get NaN.
  */
-double reactor_seconds(const struct reactor_t *r);
+double reactor_seconds(const struct reactor *r);
 
 /*
  Manual clock only (`REACTOR_E_UNSUPPORTED` otherwise): moves time forward by `seconds` (>= 0,
@@ -822,7 +822,7 @@ double reactor_seconds(const struct reactor_t *r);
 
  Thread-safety: reactor thread only.
  */
-int reactor_clock_advance(struct reactor_t *r, double seconds);
+int reactor_clock_advance(struct reactor *r, double seconds);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -14,7 +14,10 @@
  *     REACTOR_BACKEND_DEFAULT, but not for an explicit backend (setenv in this program);
  *   - manual_clock = 1 starts reactor_seconds at 0.0;
  *   - REACTOR_VERSION_HEX == reactor_version(); reactor_version_string contains
- *     "MAJOR.MINOR.PATCH" built from the header macros.
+ *     "MAJOR.MINOR.PATCH" built from the header macros;
+ *   - API.md's struct tags name the same types as the typedefs (`struct reactor` is `reactor_t`,
+ *     `struct reactor_options` is `reactor_options_t`, ...): checked at compile time (-Werror turns
+ *     an incompatible pointer assignment into an error) and by a call through the tag.
  */
 #include <stddef.h>
 
@@ -23,6 +26,27 @@
 static const char *PROG = "test_options_version";
 
 static reactor_t *const SENTINEL = (reactor_t *)(uintptr_t)0x5e5e;
+
+/* Each pair must be the same type, or the initialisations below do not compile. */
+static struct reactor *const tag_reactor = (reactor_t *)0;
+static struct reactor_delayed_call *const tag_delayed = (reactor_delayed_call_t *)0;
+static struct reactor_threadpool *const tag_pool = (reactor_threadpool_t *)0;
+static struct reactor_async *const tag_async = (reactor_async_t *)0;
+static struct reactor_remote *const tag_remote = (reactor_remote_t *)0;
+static struct reactor_stats *const tag_stats = (reactor_stats_t *)0;
+static struct reactor_threadpool_stats *const tag_pool_stats = (reactor_threadpool_stats_t *)0;
+
+static void test_api_struct_tags(void) {
+  SECTION("API.md struct tags");
+  CHECK(tag_reactor == NULL && tag_delayed == NULL && tag_pool == NULL && tag_async == NULL &&
+        tag_remote == NULL && tag_stats == NULL && tag_pool_stats == NULL);
+  struct reactor_options o; /* declared through the tag, used through the typedef's functions */
+  reactor_options_init(&o);
+  CHECK(o.struct_size == sizeof(reactor_options_t));
+  struct reactor *r = NULL;
+  CHECK_RC(reactor_new(&o, &r), REACTOR_OK);
+  CHECK_RC(reactor_free(r), REACTOR_OK);
+}
 
 static void test_init_defaults(void) {
   SECTION("reactor_options_init defaults");
@@ -176,6 +200,7 @@ static void test_version(void) {
 
 int main(void) {
   tu_watchdog(30);
+  test_api_struct_tags();
   test_init_defaults();
   test_struct_size();
   test_bad_fields();
