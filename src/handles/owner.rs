@@ -21,7 +21,7 @@ use crate::status::{Error, Result};
 use crate::sync::backoff;
 use std::ops::Deref;
 use std::os::raw::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// How a claim was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl<T: Send + Sync, const I: u32, const G: u32> HandleTable<T, I, G> {
     /// Frees the object if nobody is inside any call on it: `Error::Busy` otherwise.
     #[cfg(test)]
     pub fn remove_unclaimed(&self, handle: *const c_void) -> Result<Box<T>> {
-        self.remove_idle(handle, |_| Ok(()), 0, |_, _| {})
+        self.remove_idle(handle, |_| Ok(()), 0, |_| {})
     }
 
     /// `remove_unclaimed`, waiting for the lock bits in `wait_for` once the slot is closing and
@@ -136,7 +136,7 @@ impl<T: Send + Sync, const I: u32, const G: u32> HandleTable<T, I, G> {
         &self,
         handle: *const c_void,
         wait_for: u64,
-        before_vacate: impl FnOnce(&T, &AtomicU64),
+        before_vacate: impl FnOnce(&T),
     ) -> Result<Box<T>> {
         self.remove_idle(handle, |_| Ok(()), wait_for, before_vacate)
     }

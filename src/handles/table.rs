@@ -69,15 +69,6 @@ impl<T> Deref for Pinned<'_, T> {
 }
 
 impl<T> Pinned<'_, T> {
-    /// Ends the pin through `release`, which gets the slot's state word while the pin is still
-    /// held. If `release` returns true it has removed the pin itself (one `PIN` unit, e.g. in a
-    /// compare-and-swap that also read other bits); otherwise the pin is dropped as usual afterwards.
-    pub fn release_with(self, release: impl FnOnce(&AtomicU64) -> bool) {
-        if release(&self.slot.state) {
-            std::mem::forget(self);
-        }
-    }
-
     /// The slot's state word, which stays valid for the life of the process (slots are never
     /// unmapped); for a reactor, the word its waker handshake runs on.
     pub fn state_word(&self) -> &'static AtomicU64 {
@@ -93,7 +84,9 @@ impl<T> Drop for Pinned<'_, T> {
 }
 
 /// An object kept alive by a lock bit of its state word (a kind whose removal waits for that bit,
-/// see `remove_idle`) instead of a pin. The holder must end it with `unlock_with`.
+/// see `remove_idle`) instead of a pin. Dropping it does not unlock: the holder clears the bit in
+/// whatever read-modify-write also does its other business with the word (for reactors,
+/// `call_queue::unlock_published`).
 pub struct LockedBy<'a, T> {
     slot: &'a Slot<T>,
 }
@@ -103,14 +96,6 @@ impl<T> Deref for LockedBy<'_, T> {
     fn deref(&self) -> &T {
         // SAFETY: the slot was live when the bit was set, and removal waits for the bit to clear.
         unsafe { self.slot.object() }
-    }
-}
-
-impl<T> LockedBy<'_, T> {
-    /// Ends the hold: `unlock` gets the state word and must clear the lock bit (in whatever
-    /// read-modify-write also does the caller's other business with the word).
-    pub fn unlock_with<R>(self, unlock: impl FnOnce(&AtomicU64) -> R) -> R {
-        unlock(&self.slot.state)
     }
 }
 
@@ -220,34 +205,13 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
         handle: *const c_void,
         check: impl Fn(u64) -> Result<()>,
     ) -> Result<Pinned<'_, T>> {
-        let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
-        let mut state = slot.state.load(Ordering::Relaxed);
-        let mut round = 0;
-        loop {
-            if !self.is_open(state, generation) {
-                return Err(Error::Invalid);
-            }
-            check(state)?;
-            if state::pins_full(state) {
-                backoff(&mut round);
-                state = slot.state.load(Ordering::Relaxed);
-                continue;
-            }
-            match slot.state.compare_exchange_weak(
-                state,
-                state + PIN,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(Pinned { slot }),
-                Err(current) => state = current,
-            }
-        }
+        let slot = self.acquire(handle, check, state::pins_full, |state| state + PIN)?;
+        Ok(Pinned { slot })
     }
 
     /// Sets `bit`, a kind-specific lock bit, on a live handle whose state word `check` accepts,
-    /// waiting while another thread holds it. The object then stays alive until the bit is cleared
-    /// (`LockedBy::unlock_with`): removal of the kind waits for it (`remove_idle`'s `wait_for`).
+    /// waiting while another thread holds it. The object then stays alive until the holder clears
+    /// the bit: removal of the kind waits for it (`remove_idle`'s `wait_for`).
     /// A stale, removed or foreign handle gives `Error::Invalid`.
     #[inline]
     pub fn lock_with(
@@ -256,6 +220,20 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
         bit: u64,
         check: impl Fn(u64) -> Result<()>,
     ) -> Result<LockedBy<'_, T>> {
+        let slot = self.acquire(handle, check, |state| state & bit != 0, |state| state | bit)?;
+        Ok(LockedBy { slot })
+    }
+
+    /// The compare-and-swap loop of `pin_with` and `lock_with`: while the handle is open and `check`
+    /// accepts the word, waits out `busy` states and then installs `take(state)`.
+    #[inline(always)]
+    fn acquire(
+        &self,
+        handle: *const c_void,
+        check: impl Fn(u64) -> Result<()>,
+        busy: impl Fn(u64) -> bool,
+        take: impl Fn(u64) -> u64,
+    ) -> Result<&Slot<T>> {
         let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
         let mut state = slot.state.load(Ordering::Relaxed);
         let mut round = 0;
@@ -264,18 +242,18 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
                 return Err(Error::Invalid);
             }
             check(state)?;
-            if state & bit != 0 {
+            if busy(state) {
                 backoff(&mut round);
                 state = slot.state.load(Ordering::Relaxed);
                 continue;
             }
             match slot.state.compare_exchange_weak(
                 state,
-                state | bit,
+                take(state),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(LockedBy { slot }),
+                Ok(_) => return Ok(slot),
                 Err(current) => state = current,
             }
         }
@@ -381,7 +359,7 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
         handle: *const c_void,
         check: impl Fn(u64) -> Result<()>,
         wait_for: u64,
-        before_vacate: impl FnOnce(&T, &AtomicU64),
+        before_vacate: impl FnOnce(&T),
     ) -> Result<Box<T>> {
         let (slot, generation) = self.locate(handle).ok_or(Error::Invalid)?;
         let mut state = slot.state.load(Ordering::Relaxed);
@@ -408,7 +386,7 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
             backoff(&mut round);
         }
         // SAFETY: CLOSING with no pin and no lock bit held: only this thread reaches the object.
-        before_vacate(unsafe { slot.object() }, &slot.state);
+        before_vacate(unsafe { slot.object() });
         Ok(self.vacate(slot, handle))
     }
 
@@ -529,7 +507,7 @@ mod tests {
         assert!(remover.join().unwrap());
         assert!(
             TABLE
-                .remove_idle(h as *const c_void, |_| Ok(()), 0, |_, _| {})
+                .remove_idle(h as *const c_void, |_| Ok(()), 0, |_| {})
                 .is_err()
         );
     }
@@ -540,11 +518,11 @@ mod tests {
         let h = TABLE.insert(Box::new(3)).unwrap();
         let pin = TABLE.pin(h).unwrap();
         assert_eq!(
-            TABLE.remove_idle(h, |_| Ok(()), 0, |_, _| {}).err(),
+            TABLE.remove_idle(h, |_| Ok(()), 0, |_| {}).err(),
             Some(Error::Busy)
         );
         drop(pin);
-        assert_eq!(*TABLE.remove_idle(h, |_| Ok(()), 0, |_, _| {}).unwrap(), 3);
+        assert_eq!(*TABLE.remove_idle(h, |_| Ok(()), 0, |_| {}).unwrap(), 3);
     }
 
     #[test]

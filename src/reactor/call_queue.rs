@@ -29,8 +29,9 @@ pub struct CallQueue {
     /// Touched only by the holder of CALLS_LOCK in the word of the reactor this queue belongs to, or,
     /// once `closed`, by the thread that closed it.
     buffer: UnsafeCell<Vec<ThreadCall>>,
-    /// Set under the lock when the reactor is freed. A producer without a pin checks it under the
-    /// lock: by then the word may be another reactor's (a slot reused after a generation wrapped).
+    /// Set under the lock when the reactor is freed (`close`). Producers check it under the lock: a
+    /// producer without a pin may by then hold another reactor's word (a slot reused after a
+    /// generation wrapped).
     closed: AtomicBool,
 }
 
@@ -65,11 +66,16 @@ impl CallQueue {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Marks the queue closed. The caller holds CALLS_LOCK in the word of this queue's reactor.
-    pub fn close_locked(&self) {
-        // SeqCst with the producers' locking compare-and-swap and their `is_closed`: a producer that
-        // takes the lock after our unlock sees it, even through a word reused since.
+    /// Closes the queue for good (the reactor is being freed, and `word` is still its own): taken
+    /// under the lock, so a push in progress finishes first and every later producer sees it.
+    pub fn close<W: Word>(&self, word: &W) {
+        let _ = lock(word, |_| Ok::<(), ()>(()));
         self.closed.store(true, Ordering::SeqCst);
+        // SeqCst, as the producers' locking compare-and-swap and their `is_closed`: in the single total
+        // order this unlock comes before the lock of any producer that gets it later (a later
+        // modification of the same word), so that producer sees the close even through a word
+        // reused in between (a slot whose generation wrapped around to ours).
+        word.fetch_and(!CALLS_LOCK, Ordering::SeqCst);
     }
 
     /// Takes what is left in a closed queue, without the lock: the word may be another reactor's by

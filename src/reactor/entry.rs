@@ -104,17 +104,11 @@ pub fn queue_call(
     r: *const reactor_t,
     call: ThreadCall,
 ) -> std::result::Result<(), (Error, ThreadCall)> {
-    let locked = match REACTORS.lock_with(r.cast(), handles::CALLS_LOCK, refuse_after_stop) {
-        Ok(locked) => locked,
-        Err(e) => return Err((e, call)),
-    };
-    if locked.shared.is_poisoned() {
-        locked.shared.unlock_calls();
-        return Err((Error::Internal, call));
+    match REACTORS.lock_with(r.cast(), handles::CALLS_LOCK, refuse_after_stop) {
+        // SAFETY: `locked` holds CALLS_LOCK in this reactor's word, taken through its live handle.
+        Ok(locked) => unsafe { locked.shared.push_locked(call) },
+        Err(e) => Err((e, call)),
     }
-    // SAFETY: `locked` holds CALLS_LOCK in this reactor's word, taken through its live handle.
-    unsafe { locked.shared.push_call_locked(call) };
-    Ok(())
 }
 
 fn refuse_after_stop(state: u64) -> Result<()> {
@@ -142,7 +136,7 @@ pub fn free(r: *mut reactor_t) -> Result<()> {
     // Once the slot is closing: producers holding the queue's lock finish; the pool is stopped (the
     // completions of its last jobs still queue); then the queue closes, all while the state word is
     // still this reactor's. The releases of what is left run in `Drop for Reactor`, on this thread.
-    let entry = REACTORS.remove_unclaimed_with(r.cast(), handles::CALLS_LOCK, |entry, _| {
+    let entry = REACTORS.remove_unclaimed_with(r.cast(), handles::CALLS_LOCK, |entry| {
         entry.pool.shutdown(true);
         entry.shared.close_calls();
     })?;

@@ -493,8 +493,9 @@ impl Drop for Reactor {
     /// `reactor_free`: every registration still held is released, on the freeing thread; no callback
     /// runs. The handle is already invalid, so releases that call back into the library get INVALID.
     fn drop(&mut self) {
-        // The thread pool first: queued jobs run, workers are joined; completions they queued are
-        // released below without running.
+        // The thread pool first (`reactor_free` has stopped it already, before closing the queue;
+        // this covers a reactor that never got a handle): queued jobs run, workers are joined;
+        // completions they queued are released below without running.
         self.pool.shutdown(true);
         let asyncs = self.close_all_asyncs();
         let leftover = std::mem::take(self.call_batch.get_mut());

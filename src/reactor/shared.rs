@@ -95,7 +95,7 @@ impl Shared {
         }
     }
 
-    /// Writes the waker unconditionally (`reactor_wake_up`, and producers that claimed the wake-up).
+    /// Writes the waker unconditionally (`reactor_wake_up`, and callers that claimed the wake-up).
     #[inline]
     pub fn force_wake(&self) {
         self.waker.wake();
@@ -110,34 +110,40 @@ impl Shared {
         wake::prepare_to_block(self.word());
     }
 
-    /// Queues a call from a thread that holds the queue's lock (`reactor_call_from_thread`, which took
-    /// it with its handle check), then releases the lock and wakes the reactor if needed.
+    /// Queues a call from a thread that holds the queue's lock, then releases the lock, waking the
+    /// reactor if needed (see `call_queue::unlock_published`; a producer that claimed the wake-up
+    /// writes the waker while it still holds the lock, which keeps the reactor and its waker's fd
+    /// alive). Refused, and the lock released, with `Error::Closed` once the queue is closed (the
+    /// reactor is freed) and with `Error::Internal` on a poisoned reactor; a refused call is handed
+    /// back.
     ///
     /// # Safety
-    /// The caller holds CALLS_LOCK in this reactor's state word (`word()`), and the reactor is not
-    /// freed (the lock was taken through its live handle).
+    /// The caller holds CALLS_LOCK in this reactor's state word (`word()`), taken while the word was
+    /// this reactor's: through its live handle, or with its generation checked (`push_unpinned`).
     #[inline]
-    pub unsafe fn push_call_locked(&self, call: ThreadCall) {
-        // SAFETY: the caller holds the lock of a live reactor, whose queue is open.
-        unsafe { self.calls.push_locked(call) };
-        self.publish_and_unlock();
-    }
-
-    /// Releases the queue's lock after a push: the waker handshake in the same step (see
-    /// `call_queue::unlock_published`); a producer that claimed the wake-up writes the waker while it
-    /// still holds the lock (which keeps the reactor, and its waker's fd, alive).
-    #[inline]
-    fn publish_and_unlock(&self) {
+    pub unsafe fn push_locked(
+        &self,
+        call: ThreadCall,
+    ) -> std::result::Result<(), (Error, ThreadCall)> {
         let word = self.word();
+        let refused = if self.calls.is_closed() {
+            Some(Error::Closed)
+        } else if self.is_poisoned() {
+            Some(Error::Internal)
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            call_queue::unlock(word);
+            return Err((error, call));
+        }
+        // SAFETY: the caller holds the lock, and the queue is open.
+        unsafe { self.calls.push_locked(call) };
         if call_queue::unlock_published(word) {
-            self.waker.wake();
+            self.force_wake();
             call_queue::unlock(word);
         }
-    }
-
-    /// Releases the queue's lock after deciding not to push.
-    pub fn unlock_calls(&self) {
-        call_queue::unlock(self.word());
+        Ok(())
     }
 
     /// Queues work for the reactor thread from a thread that holds no pin on it (`reactor_remote_call`,
@@ -146,11 +152,10 @@ impl Shared {
     /// compare-and-swap that checks them, and both wait for the lock), with `Error::Internal` on a
     /// poisoned reactor. A refused call is handed back.
     pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), (Error, ThreadCall)> {
-        let word = self.word();
         let generation = self.generation.load(Ordering::Relaxed);
         // While the reactor is being freed (closing) its pool is joined, and the completions of the
         // last jobs are still accepted; `close_calls` then refuses the rest.
-        let locked = call_queue::lock(word, |state| {
+        let locked = call_queue::lock(self.word(), |state| {
             if !handles::is_live_generation(state, generation) || state & FLAG_BIT != 0 {
                 Err(())
             } else {
@@ -160,31 +165,15 @@ impl Shared {
         if locked.is_err() {
             return Err((Error::Closed, call));
         }
-        if self.calls.is_closed() {
-            // The word is another reactor's by now (its generation wrapped around to ours).
-            call_queue::unlock(word);
-            return Err((Error::Closed, call));
-        }
-        if self.is_poisoned() {
-            call_queue::unlock(word);
-            return Err((Error::Internal, call));
-        }
-        // SAFETY: we hold the lock of this reactor's word (generation checked) and the queue is open.
-        unsafe { self.calls.push_locked(call) };
-        self.publish_and_unlock();
-        Ok(())
+        // SAFETY: we hold the lock, taken with this reactor's generation checked; should the word
+        // be another reactor's (a generation that wrapped around), the queue is closed and refuses.
+        unsafe { self.push_locked(call) }
     }
 
     /// When the reactor is freed, while its slot is closing and before the word can be reused:
     /// refuses every later producer. What is queued stays for `take_closed_calls`.
     pub fn close_calls(&self) {
-        let word = self.word();
-        let _ = call_queue::lock(word, |_| Ok::<(), ()>(()));
-        self.calls.close_locked();
-        // SeqCst: in the single total order this unlock comes before the locking compare-and-swap of
-        // any producer that gets the lock later (a later modification of the same word), so that
-        // producer's `is_closed` sees the close even if the word was reused in between.
-        word.fetch_and(!crate::handles::CALLS_LOCK, Ordering::SeqCst);
+        self.calls.close(self.word());
     }
 
     /// From `Drop for Reactor`: the calls left in the queue, which `close_calls` closed (or closes

@@ -75,7 +75,7 @@ word_for!(loom::sync::atomic::AtomicU64);
 /// Producer side, the reactor not awake: claims the wake-up. True if the caller must write the
 /// waker (no other producer has since the reactor's last pass began).
 #[inline]
-pub fn claim_wake<W: Word>(word: &W) -> bool {
+fn claim_wake<W: Word>(word: &W) -> bool {
     word.fetch_or(WAKE_PENDING, Ordering::AcqRel) & WAKE_PENDING == 0
 }
 
