@@ -18,14 +18,6 @@ struct RemoteHandle {
 
 static REMOTES: RemoteTable<RemoteHandle> = HandleTable::new();
 
-/// A host call that was not queued: its data stays the caller's (not released).
-fn give_back((error, refused): (Error, ThreadCall)) -> Error {
-    if let ThreadCall::Host(refused) = refused {
-        refused.data.into_raw();
-    }
-    error
-}
-
 /// Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued
 /// before `run` wait for it; a call accepted while a run is ending runs before that run returns. After
 /// a run that ended with `reactor_stop`: `REACTOR_E_CLOSED`, and `ud` stays the caller's. Racing
@@ -43,12 +35,14 @@ pub extern "C" fn reactor_call_from_thread(
     let Some(func) = cb else {
         return Error::Invalid.code();
     };
+    // The call is built only once the queue has accepted it: a refused `ud` stays the caller's.
     guarded(|| {
-        let call = ThreadCall::Host(Callback {
-            func,
-            data: UserData::new(ud, release),
-        });
-        entry::queue_call(r, call).map_err(give_back)
+        entry::queue_call(r, || {
+            ThreadCall::Host(Callback {
+                func,
+                data: UserData::new(ud, release),
+            })
+        })
     })
 }
 
@@ -138,11 +132,12 @@ pub extern "C" fn reactor_remote_call(
     guarded(|| {
         let func = cb.ok_or(Error::Invalid)?;
         let remote = REMOTES.pin(h.cast()).ok_or(Error::Invalid)?;
-        let call = ThreadCall::Host(Callback {
-            func,
-            data: UserData::new(ud, release),
-        });
-        remote.shared.push_unpinned(call).map_err(give_back)
+        remote.shared.push_unpinned(|| {
+            ThreadCall::Host(Callback {
+                func,
+                data: UserData::new(ud, release),
+            })
+        })
     })
 }
 

@@ -25,7 +25,7 @@ mod table;
 
 pub use owner::OwnerGuard;
 pub(crate) use state::FLAG as FLAG_BIT;
-pub(crate) use state::{AWAKE, CALLS_LOCK, QUEUED, WAKE_PENDING};
+pub(crate) use state::{AWAKE, CALLS_LOCK, WAKE_PENDING};
 pub(crate) use state::{generation as generation_of, is_live_generation};
 
 /// The state word of a live slot of `generation` (for tests of code that runs on a state word).

@@ -3,7 +3,7 @@
 //! ```text
 //!  63        52 51   50      49      48   47    46         45    44     43    32 31              0
 //! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
-//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. |CALLS|QUEUED| pins  | owner thread id|
+//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. |CALLS|(free)| pins  | owner thread id|
 //! |            |    |       |        |    |     |           |LOCK |      |       |                |
 //! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
 //! ```
@@ -16,9 +16,10 @@
 //!   is inside a pass and looks at its queues before it sleeps; a producer has claimed the wake-up
 //!   since the reactor's last pass began. In this word so that the unpin a producer does anyway
 //!   tells it whether to wake the reactor.
-//! - CALLS_LOCK, QUEUED: (reactors) the lock of the call_from_thread queue and "the queue may hold
-//!   calls" (`crate::reactor::call_queue`). In this word so that a producer's one compare-and-swap
-//!   both keeps the reactor alive and locks its queue, and its unlock is the waker handshake.
+//! - CALLS_LOCK: (reactors) the producers' lock of the call_from_thread queue
+//!   (`crate::reactor::call_queue`). In this word so that a producer's one compare-and-swap both
+//!   keeps the reactor alive and locks its queue, and its unlock is the waker handshake.
+//! - bit 44 is free.
 //! - pins: accesses in progress; removal waits for (or, for reactors, refuses on) a non-zero count.
 //! - owner: (reactors) the owning thread's id.
 
@@ -31,7 +32,6 @@ pub(crate) const FLAG: u64 = 1 << 48;
 pub(crate) const AWAKE: u64 = 1 << 47;
 pub(crate) const WAKE_PENDING: u64 = 1 << 46;
 pub(crate) const CALLS_LOCK: u64 = 1 << 45;
-pub(crate) const QUEUED: u64 = 1 << 44;
 const PIN_SHIFT: u32 = 32;
 pub(crate) const PIN: u64 = 1 << PIN_SHIFT;
 const PIN_MASK: u64 = 0xfff << PIN_SHIFT;
@@ -96,7 +96,7 @@ mod tests {
             | AWAKE
             | WAKE_PENDING
             | CALLS_LOCK
-            | QUEUED
+            | (1 << 44)
             | (PIN * 0xfff);
         let word = with_owner(word, u32::MAX);
         assert_eq!(generation(word), 0xfff);

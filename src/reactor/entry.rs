@@ -96,19 +96,15 @@ pub fn pin_open<'a>(r: *const reactor_t) -> Result<Pinned<'a, ReactorEntry>> {
     REACTORS.pin_with(r.cast(), refuse_after_stop)
 }
 
-/// `reactor_call_from_thread`: queues `call` for the reactor's thread and wakes it if needed;
-/// `Error::Closed` once a run ended with stop (the call is handed back with the error). One
+/// `reactor_call_from_thread`: queues the call `make` builds for the reactor's thread and wakes it if
+/// needed; `Error::Closed` once a run ended with stop. `make` runs only once the call is accepted. One
 /// compare-and-swap checks the handle and the stop and locks the queue, which also keeps the reactor
 /// alive (`free` waits for the lock); the unlock is the waker handshake (`call_queue`).
-pub fn queue_call(
-    r: *const reactor_t,
-    call: ThreadCall,
-) -> std::result::Result<(), (Error, ThreadCall)> {
-    match REACTORS.lock_with(r.cast(), handles::CALLS_LOCK, refuse_after_stop) {
-        // SAFETY: `locked` holds CALLS_LOCK in this reactor's word, taken through its live handle.
-        Ok(locked) => unsafe { locked.shared.push_locked(call) },
-        Err(e) => Err((e, call)),
-    }
+#[inline(always)]
+pub fn queue_call(r: *const reactor_t, make: impl FnOnce() -> ThreadCall) -> Result<()> {
+    let locked = REACTORS.lock_with(r.cast(), handles::CALLS_LOCK, refuse_after_stop)?;
+    // SAFETY: `locked` holds CALLS_LOCK in this reactor's word, taken through its live handle.
+    unsafe { locked.shared.push_locked(make) }
 }
 
 fn refuse_after_stop(state: u64) -> Result<()> {

@@ -49,6 +49,7 @@ use crate::types::{REACTOR_LOG_ERROR, reactor_stats_t, reactor_t};
 use asyncs::AsyncEntry;
 use events::SystemEvents;
 use registry::Registry;
+use shared::CallTaker;
 use signals::SignalWatchers;
 use state::Stage;
 use stats::{Stats, bump};
@@ -87,6 +88,8 @@ pub struct Reactor {
     signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
+    /// The reactor's end of its call queue (the one consumer).
+    call_taker: RefCell<CallTaker>,
     /// Thread calls taken from the shared queue and not run yet (left over by a crash); else an
     /// empty buffer that keeps its capacity for the next take.
     call_batch: RefCell<Vec<ThreadCall>>,
@@ -155,6 +158,7 @@ impl Reactor {
         let backend = options.backend.create()?;
         let waker = backend.wake_target();
         let shared = Arc::new(Shared::new(waker));
+        let call_taker = CallTaker::new(shared.clone()).ok_or(Error::Internal)?;
         Ok(Reactor {
             handle: Cell::new(0),
             pool: Arc::new(ReactorPool::new(shared.clone(), options.thread_pool_max)),
@@ -172,6 +176,7 @@ impl Reactor {
             signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
+            call_taker: RefCell::new(call_taker),
             call_batch: RefCell::new(Vec::new()),
             callback_depth: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
@@ -500,7 +505,7 @@ impl Drop for Reactor {
         let asyncs = self.close_all_asyncs();
         let leftover = std::mem::take(self.call_batch.get_mut());
         drop(leftover);
-        let queued = self.shared.take_closed_calls();
+        let queued = self.call_taker.get_mut().take_closed();
         drop(queued);
         let timers = self.timers.get_mut().close_all();
         drop(timers);

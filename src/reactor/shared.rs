@@ -6,9 +6,10 @@ use super::call_queue::{self, CallQueue};
 use super::wake;
 use crate::backend::WakeTarget;
 use crate::callback::Callback;
-use crate::handles::{self, FLAG_BIT, QUEUED};
+use crate::handles::{self, FLAG_BIT};
 use crate::status::Error;
 use crate::sync::Padded;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
@@ -25,23 +26,23 @@ pub enum ThreadCall {
 }
 
 /// Laid out (in this order) by who writes what: the read-mostly fields every any-thread call reads
-/// share the first line; the async flag (written by senders) and the call queue's buffer (written by
-/// producers and the reactor) have lines of their own, so no side's writes take away a line another
-/// side only reads. The waker handshake and the queue's lock run on the reactor handle's state word
+/// share the first line; the async flag (written by senders) and the call queue's producer and
+/// consumer sides have lines of their own, so no side's writes take away a line another side only
+/// reads. The waker handshake and the queue's lock run on the reactor handle's state word
 /// (`wake`, `call_queue`), bound at creation.
 #[repr(C)]
 pub struct Shared {
     poisoned: AtomicBool,
     waker: WakeTarget,
-    /// The reactor handle's state word (never unmapped), where AWAKE, WAKE_PENDING, CALLS_LOCK and
-    /// QUEUED live.
+    /// The reactor handle's state word (never unmapped), where AWAKE, WAKE_PENDING and CALLS_LOCK
+    /// live.
     word: AtomicPtr<AtomicU64>,
     /// The handle's generation when the word was bound: producers without a pin on the reactor
     /// (remote calls, pool completions; remote handles outlive the reactor) lock the queue only while
     /// the word still belongs to this reactor.
     generation: AtomicU32,
     async_pending: Padded<AtomicBool>,
-    calls: Padded<CallQueue>,
+    calls: CallQueue,
 }
 
 /// Where the handshake runs before the reactor has a handle (nothing produces for it yet).
@@ -53,7 +54,7 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             word: AtomicPtr::new(&UNBOUND as *const AtomicU64 as *mut AtomicU64),
             async_pending: Padded(AtomicBool::new(false)),
-            calls: Padded(CallQueue::default()),
+            calls: CallQueue::default(),
             generation: AtomicU32::new(0),
             waker,
         }
@@ -110,21 +111,19 @@ impl Shared {
         wake::prepare_to_block(self.word());
     }
 
-    /// Queues a call from a thread that holds the queue's lock, then releases the lock, waking the
-    /// reactor if needed (see `call_queue::unlock_published`; a producer that claimed the wake-up
-    /// writes the waker while it still holds the lock, which keeps the reactor and its waker's fd
-    /// alive). Refused, and the lock released, with `Error::Closed` once the queue is closed (the
-    /// reactor is freed) and with `Error::Internal` on a poisoned reactor; a refused call is handed
-    /// back.
+    /// Queues the call `make` builds from a thread that holds the queue's lock, then releases the
+    /// lock, waking the reactor if needed (see `call_queue::unlock_published`; a producer that claimed
+    /// the wake-up writes the waker while it still holds the lock, which keeps the reactor and its
+    /// waker's fd alive). Refused, and the lock released, with `Error::Closed` once the queue is
+    /// closed (the reactor is freed) and with `Error::Internal` on a poisoned reactor. `make` runs
+    /// only once the call is accepted, so a refused call was never built (its data stays the
+    /// caller's) and an accepted one is built in its slot.
     ///
     /// # Safety
     /// The caller holds CALLS_LOCK in this reactor's state word (`word()`), taken while the word was
     /// this reactor's: through its live handle, or with its generation checked (`push_unpinned`).
-    #[inline]
-    pub unsafe fn push_locked(
-        &self,
-        call: ThreadCall,
-    ) -> std::result::Result<(), (Error, ThreadCall)> {
+    #[inline(always)]
+    pub unsafe fn push_locked(&self, make: impl FnOnce() -> ThreadCall) -> Result<(), Error> {
         let word = self.word();
         let refused = if self.calls.is_closed() {
             Some(Error::Closed)
@@ -135,10 +134,10 @@ impl Shared {
         };
         if let Some(error) = refused {
             call_queue::unlock(word);
-            return Err((error, call));
+            return Err(error);
         }
         // SAFETY: the caller holds the lock, and the queue is open.
-        unsafe { self.calls.push_locked(call) };
+        unsafe { self.calls.push_locked(make()) };
         if call_queue::unlock_published(word) {
             self.force_wake();
             call_queue::unlock(word);
@@ -150,8 +149,8 @@ impl Shared {
     /// a pool worker's completion). Refused with `Error::Closed` once a run ended with stop and once
     /// the reactor is freed (atomically with respect to both: the lock is taken in the same
     /// compare-and-swap that checks them, and both wait for the lock), with `Error::Internal` on a
-    /// poisoned reactor. A refused call is handed back.
-    pub fn push_unpinned(&self, call: ThreadCall) -> std::result::Result<(), (Error, ThreadCall)> {
+    /// poisoned reactor. `make` runs only if the call is accepted (else it is dropped unused).
+    pub fn push_unpinned(&self, make: impl FnOnce() -> ThreadCall) -> Result<(), Error> {
         let generation = self.generation.load(Ordering::Relaxed);
         // While the reactor is being freed (closing) its pool is joined, and the completions of the
         // last jobs are still accepted; `close_calls` then refuses the rest.
@@ -163,28 +162,17 @@ impl Shared {
             }
         });
         if locked.is_err() {
-            return Err((Error::Closed, call));
+            return Err(Error::Closed);
         }
         // SAFETY: we hold the lock, taken with this reactor's generation checked; should the word
         // be another reactor's (a generation that wrapped around), the queue is closed and refuses.
-        unsafe { self.push_locked(call) }
+        unsafe { self.push_locked(make) }
     }
 
     /// When the reactor is freed, while its slot is closing and before the word can be reused:
     /// refuses every later producer. What is queued stays for `take_closed_calls`.
     pub fn close_calls(&self) {
         self.calls.close(self.word());
-    }
-
-    /// From `Drop for Reactor`: the calls left in the queue, which `close_calls` closed (or closes
-    /// now, for a reactor that never got a handle).
-    pub fn take_closed_calls(&self) -> Vec<ThreadCall> {
-        if !self.calls.is_closed() {
-            self.close_calls();
-        }
-        // SAFETY: closed (above, or by this thread in `reactor_free`), and only the thread dropping
-        // the reactor takes from a closed queue.
-        unsafe { self.calls.take_closed() }
     }
 
     /// Makes the reactor thread look at its async handles on its next pass (no wake-up: it is awake).
@@ -204,20 +192,45 @@ impl Shared {
             && self.async_pending.swap(false, Ordering::AcqRel)
     }
 
+    /// Whether calls or async sends wait for the reactor (it asks after `prepare_to_block`).
     pub fn has_work(&self) -> bool {
-        self.word().load(Ordering::Acquire) & QUEUED != 0
-            || self.async_pending.load(Ordering::Relaxed)
+        self.calls.has_pending() || self.async_pending.load(Ordering::Relaxed)
+    }
+}
+
+/// The reactor thread's end of its call queue: the one consumer the ring allows (`CallQueue::take`
+/// runs without a lock), so there is exactly one per queue and taking needs `&mut`.
+pub struct CallTaker {
+    shared: Arc<Shared>,
+}
+
+impl CallTaker {
+    /// The taker of `shared`'s queue; `None` if it has one already.
+    pub fn new(shared: Arc<Shared>) -> Option<CallTaker> {
+        shared
+            .calls
+            .claim_consumer()
+            .then_some(CallTaker { shared })
     }
 
-    /// Reactor thread: exchanges every queued call (oldest first) with the reactor's empty `spare`
-    /// buffer (O(1) under the queue's lock; nothing locked when nothing is queued).
-    pub fn take_calls(&self, spare: &mut Vec<ThreadCall>) {
-        let word = self.word();
-        if call_queue::lock_if_queued(word) {
-            // SAFETY: we hold the lock of our own, live reactor (the caller is its thread).
-            unsafe { self.calls.swap_locked(spare) };
-            call_queue::unlock_taken(word);
+    /// Appends every queued call (oldest first) to `into`. Lock-free unless the ring overflowed.
+    pub fn take(&mut self, into: &mut Vec<ThreadCall>) {
+        // SAFETY: this taker is the queue's one consumer (`new`) and `&mut self` keeps it to one
+        // thread at a time. The queue is open and the word is our reactor's: the taker lives in the
+        // reactor, which takes only while it lives (`reactor_free` closes the queue once no thread is
+        // inside the reactor, and the reactor's drop uses `take_closed`).
+        unsafe { self.shared.calls.take(self.shared.word(), into) }
+    }
+
+    /// From `Drop for Reactor`: the calls left in the queue, which `close_calls` closed (or closes
+    /// now, for a reactor that never got a handle).
+    pub fn take_closed(&mut self) -> Vec<ThreadCall> {
+        if !self.shared.calls.is_closed() {
+            self.shared.close_calls();
         }
+        // SAFETY: the one consumer; closed above, or by `reactor_free` on this thread, before the
+        // reactor is dropped.
+        unsafe { self.shared.calls.take_closed() }
     }
 }
 
@@ -249,20 +262,14 @@ mod tests {
         let word = word_of_live_reactor(5);
         let shared = Shared::new(WakeTarget::from_bits(-1));
         shared.bind_word(word);
-        assert!(shared.push_unpinned(call()).is_ok());
+        assert!(shared.push_unpinned(call).is_ok());
         shared.close_calls();
         // The slot was vacated and reused since, and its generation wrapped around to ours: the
         // word looks like ours again, but the queue must stay closed.
-        assert!(matches!(
-            shared.push_unpinned(call()),
-            Err((Error::Closed, _))
-        ));
+        assert!(matches!(shared.push_unpinned(call), Err(Error::Closed)));
         assert_eq!(word.load(Ordering::Relaxed) & CALLS_LOCK, 0, "unlocked");
-        assert_eq!(
-            shared.take_closed_calls().len(),
-            1,
-            "the call accepted before"
-        );
+        let mut taker = CallTaker::new(Arc::new(shared)).unwrap();
+        assert_eq!(taker.take_closed().len(), 1, "the call accepted before");
     }
 
     #[test]
@@ -271,25 +278,18 @@ mod tests {
         let shared = Shared::new(WakeTarget::from_bits(-1));
         shared.bind_word(word);
         word.store(live_state_for_tests(6) | AWAKE, Ordering::Relaxed);
-        assert!(matches!(
-            shared.push_unpinned(call()),
-            Err((Error::Closed, _))
-        ));
+        assert!(matches!(shared.push_unpinned(call), Err(Error::Closed)));
         word.store(
             live_state_for_tests(5) | AWAKE | FLAG_BIT,
             Ordering::Relaxed,
         );
-        assert!(matches!(
-            shared.push_unpinned(call()),
-            Err((Error::Closed, _))
-        ));
+        assert!(matches!(shared.push_unpinned(call), Err(Error::Closed)));
         word.store(live_state_for_tests(5) | AWAKE, Ordering::Relaxed);
         shared.poison();
-        assert!(matches!(
-            shared.push_unpinned(call()),
-            Err((Error::Internal, _))
-        ));
-        assert_eq!(word.load(Ordering::Relaxed) & (CALLS_LOCK | QUEUED), 0);
-        assert!(shared.take_closed_calls().is_empty());
+        assert!(matches!(shared.push_unpinned(call), Err(Error::Internal)));
+        assert_eq!(word.load(Ordering::Relaxed) & CALLS_LOCK, 0);
+        let mut taker = CallTaker::new(Arc::new(shared)).unwrap();
+        assert!(CallTaker::new(taker.shared.clone()).is_none(), "one taker");
+        assert!(taker.take_closed().is_empty());
     }
 }

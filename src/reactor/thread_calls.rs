@@ -10,7 +10,7 @@ impl Reactor {
     pub(super) fn run_thread_calls(&self) {
         let mut batch = std::mem::take(&mut *self.call_batch.borrow_mut());
         if batch.is_empty() {
-            self.shared.take_calls(&mut batch);
+            self.call_taker.borrow_mut().take(&mut batch);
         }
         let mut calls = batch.drain(..);
         while let Some(call) = calls.next() {
@@ -32,7 +32,7 @@ impl Reactor {
         loop {
             let mut batch = std::mem::take(&mut *self.call_batch.borrow_mut());
             if batch.is_empty() {
-                self.shared.take_calls(&mut batch);
+                self.call_taker.borrow_mut().take(&mut batch);
             }
             if batch.is_empty() {
                 return;

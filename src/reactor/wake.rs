@@ -11,9 +11,10 @@
 //! If the producer's RMW comes first, the reactor's clearing RMW reads from it (every change to the
 //! word is an RMW, so release sequences carry through), synchronises with it and sees the work; if the
 //! reactor's comes first, the producer reads AWAKE clear and writes the waker. No fence is needed.
-//! Producers of the call queue use the unlock of the queue's lock, which lives in the same word, as
-//! that RMW (`call_queue::unlock_published`: it also sets QUEUED, which the reactor reads after its
-//! clearing RMW), so a call costs no extra atomic at all; async sends use `publish`.
+//! Producers of the call queue publish a call with the release store of its slot's stamp and use the
+//! unlock of the queue's lock, which lives in the same word, as that RMW
+//! (`call_queue::unlock_published`); the reactor reads the ring's next stamp after its clearing RMW.
+//! So a call costs no extra atomic at all; async sends use `publish`.
 //! WAKE_PENDING coalesces writes: once one producer claimed the wake-up, others skip it until the
 //! reactor next prepares to sleep. The loom model at the bottom checks this for every interleaving.
 
@@ -111,18 +112,19 @@ pub fn prepare_to_block<W: Word>(word: &W) {
 mod loom_model {
     //! `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_model` (scripts/loom.sh).
     use super::*;
-    use crate::handles::{CALLS_LOCK, QUEUED};
+    use crate::handles::CALLS_LOCK;
     use crate::reactor::call_queue;
     use loom::sync::Arc;
     use loom::sync::atomic::{AtomicU64, AtomicUsize};
 
-    /// The reactor's state word, its call queue and async flag, and its waker, reduced to counters.
+    /// The reactor's state word, its call ring and async flag, and its waker, reduced to counters.
     #[derive(Default)]
     struct Model {
         word: AtomicU64,
-        /// The call queue's buffer length, touched only under CALLS_LOCK (so relaxed is enough, as
-        /// the real buffer is a plain `Vec`).
-        calls: AtomicUsize,
+        /// Calls published in the ring: producers bump it under CALLS_LOCK with a release store,
+        /// as they store a slot's stamp; the reactor reads it without the lock (acquire), as it
+        /// reads stamps.
+        published: AtomicUsize,
         /// Async sends not yet seen by the reactor.
         asyncs: AtomicUsize,
         /// Wake-ups written and not yet consumed (an eventfd's counter).
@@ -130,11 +132,13 @@ mod loom_model {
     }
 
     impl Model {
-        /// `reactor_call_from_thread` / a remote call: lock, push, then the unlock that publishes
-        /// (and, if this producer claimed the wake-up, the waker write before the plain unlock).
+        /// `reactor_call_from_thread` / a remote call: lock, publish, then the unlock that is the
+        /// handshake (and, if this producer claimed the wake-up, the waker write before the plain
+        /// unlock).
         fn produce_call(&self) {
             call_queue::lock(&self.word, |_| Ok::<(), ()>(())).unwrap();
-            self.calls.fetch_add(1, Ordering::Relaxed);
+            let published = self.published.load(Ordering::Relaxed);
+            self.published.store(published + 1, Ordering::Release);
             if call_queue::unlock_published(&self.word) {
                 self.waker_tokens.fetch_add(1, Ordering::SeqCst);
                 call_queue::unlock(&self.word);
@@ -150,18 +154,16 @@ mod loom_model {
         }
 
         /// One pass of the reactor as `Reactor::pass` runs it (`awake`: the reactor's own memory of
-        /// whether it is awake). With `may_block` false it polls without sleeping, as after a pass
-        /// that ran callbacks (draining any wake-up token, and staying awake); else it prepares to
-        /// block. Returns true if it would block.
-        fn pass(&self, awake: &mut bool, may_block: bool) -> bool {
+        /// whether it is awake; `taken`: how many calls it took from the ring). With `may_block`
+        /// false it polls without sleeping, as after a pass that ran callbacks (draining any wake-up
+        /// token, and staying awake); else it prepares to block. Returns true if it would block.
+        fn pass(&self, awake: &mut bool, taken: &mut usize, may_block: bool) -> bool {
             if !*awake {
                 wake_up(&self.word);
                 *awake = true;
             }
-            if call_queue::lock_if_queued(&self.word) {
-                self.calls.swap(0, Ordering::Relaxed);
-                call_queue::unlock_taken(&self.word);
-            }
+            // `CallTaker::take`: no lock, and no write to the word.
+            *taken = self.published.load(Ordering::Acquire);
             self.asyncs.swap(0, Ordering::Acquire);
             if !may_block {
                 self.waker_tokens.swap(0, Ordering::SeqCst);
@@ -169,8 +171,8 @@ mod loom_model {
             }
             prepare_to_block(&self.word);
             *awake = false;
-            // `Shared::has_work`.
-            if self.word.load(Ordering::Acquire) & QUEUED != 0
+            // `Shared::has_work`: a published slot past the reactor's position, or an async send.
+            if self.published.load(Ordering::Acquire) != *taken
                 || self.asyncs.load(Ordering::Relaxed) != 0
             {
                 return false;
@@ -208,8 +210,9 @@ mod loom_model {
             }
             let mut blocked = false;
             let mut awake = false;
+            let mut taken = 0;
             for pass in 0..passes {
-                if model.pass(&mut awake, pass % 2 == 1) {
+                if model.pass(&mut awake, &mut taken, pass % 2 == 1) {
                     blocked = true;
                     break;
                 }
@@ -219,17 +222,15 @@ mod loom_model {
             }
             // The reactor sleeps in its poll. Work still queued then must come with a wake-up token
             // (the poll returns and the next pass takes it); otherwise it is a lost wake-up.
-            let left = model.calls.load(Ordering::SeqCst) + model.asyncs.load(Ordering::SeqCst);
+            let left = model.published.load(Ordering::SeqCst) - taken
+                + model.asyncs.load(Ordering::SeqCst);
             let tokens = model.waker_tokens.load(Ordering::SeqCst);
             assert!(
                 !(blocked && left != 0 && tokens == 0),
                 "lost wake-up: {left} queued, no token"
             );
-            // The lock is released whatever path the producers took, and QUEUED is set whenever
-            // calls are left in the queue.
-            let word = model.word.load(Ordering::SeqCst);
-            assert_eq!(word & CALLS_LOCK, 0);
-            assert!(model.calls.load(Ordering::SeqCst) == 0 || word & QUEUED != 0);
+            // The lock is released whatever path the producers took.
+            assert_eq!(model.word.load(Ordering::SeqCst) & CALLS_LOCK, 0);
         });
     }
 

@@ -36,7 +36,7 @@ impl Task for DeferredCall {
         if let Some(shared) = cx.reactor {
             // Refused only if the reactor is gone (freed from inside one of its own pool jobs, so the
             // pool could not be joined) or poisoned: then the release runs here, on the worker.
-            let _ = shared.push_unpinned(ThreadCall::Task(self));
+            let _ = shared.push_unpinned(|| ThreadCall::Task(self));
         }
     }
 

@@ -6,6 +6,8 @@
  *     runs exactly once, each thread's calls arrive in order, every release runs once,
  *     all callbacks and releases run on the reactor thread;
  *   - calls queued before run (from the owner and from another thread) wait for run;
+ *   - a backlog far larger than the queue's ring (20 000 calls from two threads before run):
+ *     all run, in order per thread; the same backlog freed without running is released once each;
  *   - a call queued from inside a call_from_thread callback runs on the next pass;
  *   - call_from_thread from the reactor thread (in a callback) does not let the loop
  *     sleep: run with only a 5 s safety timer ends promptly; iterate(-1) returns promptly;
@@ -139,6 +141,67 @@ static void test_queued_before_run(void) {
   CHECK_OK(reactor_free(r));
 }
 
+/* ---- a backlog beyond the ring ------------------------------------------------ */
+/* The queue keeps 256 calls in its ring and the rest in an overflow buffer (DECISIONS "Threads"):
+ * 10 000 calls from another thread, then 10 000 from the owner, all queued before run. */
+
+#define BACKLOG 10000
+static long backlog_next[2], backlog_errors, backlog_ran;
+static atomic_long backlog_releases;
+
+static void backlog_cb(reactor_t *r, void *ud) {
+  uintptr_t v = (uintptr_t)ud;
+  unsigned who = (unsigned)(v >> 20);
+  long seq = (long)(v & 0xfffff);
+  if (who > 1 || seq != backlog_next[who]) {
+    if (backlog_errors++ < 5) fprintf(stderr, "   backlog: %u got %ld\n", who, seq);
+  } else {
+    backlog_next[who]++;
+  }
+  /* the other thread's calls were all queued before the owner's */
+  if (who == 1 && backlog_next[0] != BACKLOG) backlog_errors++;
+  if (++backlog_ran == 2 * BACKLOG) CHECK_OK(reactor_stop(r));
+}
+
+static void backlog_release(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&backlog_releases, 1);
+}
+
+static void *backlog_thread(void *arg) {
+  for (uintptr_t i = 0; i < BACKLOG; i++)
+    CHECK_OK(reactor_call_from_thread(arg, backlog_cb, (void *)i, backlog_release));
+  return NULL;
+}
+
+static void queue_backlog(reactor_t *r) {
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, backlog_thread, r) == 0);
+  pthread_join(th, NULL);
+  for (uintptr_t i = 0; i < BACKLOG; i++)
+    CHECK_OK(reactor_call_from_thread(r, backlog_cb, (void *)((1u << 20) | i), backlog_release));
+}
+
+static void test_backlog_beyond_the_ring(void) {
+  SECTION("a backlog far beyond the ring runs in order, or is released by free");
+  reactor_t *r = tu_new_reactor();
+  queue_backlog(r);
+  CHECK_OK(reactor_call_later(r, 20.0, safety_cb, "the backlog never finished", NULL, NULL));
+  CHECK_OK(reactor_run(r));
+  CHECK_EQ(backlog_ran, 2 * BACKLOG);
+  CHECK_EQ(backlog_errors, 0);
+  CHECK_EQ(atomic_load(&backlog_releases), 2 * BACKLOG);
+  CHECK_OK(reactor_free(r));
+
+  atomic_store(&backlog_releases, 0);
+  backlog_ran = 0;
+  r = tu_new_reactor();
+  queue_backlog(r);
+  CHECK_OK(reactor_free(r));
+  CHECK_EQ(backlog_ran, 0);
+  CHECK_EQ(atomic_load(&backlog_releases), 2 * BACKLOG);
+}
+
 /* ---- nested: next pass ------------------------------------------------------ */
 
 static atomic_int a_ran, b_ran;
@@ -270,6 +333,7 @@ int main(void) {
   tu_watchdog(60);
   test_stress();
   test_queued_before_run();
+  test_backlog_beyond_the_ring();
   test_nested_next_pass();
   test_wakeups();
   test_after_stop();
