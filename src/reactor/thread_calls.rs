@@ -22,7 +22,7 @@ impl Reactor {
             self.run_thread_call(call);
         }
         drop(calls);
-        // Empty, with its capacity: the buffer the next take swaps in.
+        // Empty, with its capacity: the buffer the next take fills.
         *self.call_batch.borrow_mut() = batch;
     }
 
