@@ -63,6 +63,20 @@
 #define REACTOR_SHUTDOWN 16
 
 /*
+ Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
+ */
+#define REACTOR_FAMILY_INET 1
+
+#define REACTOR_FAMILY_INET6 2
+
+#define REACTOR_FAMILY_UNIX 3
+
+/*
+ Bytes in `reactor_address_t::host`, NUL included.
+ */
+#define REACTOR_ADDRESS_HOST_MAX 256
+
+/*
  Points for `reactor_test_inject_panic`: the start of the next pass of `run` or `iterate`.
  */
 #define REACTOR_TEST_PANIC_NEXT_PASS 1
@@ -107,6 +121,22 @@ typedef enum reactor_status_t {
    (`reactor_free` still works and runs the releases).
    */
   REACTOR_E_INTERNAL = -20,
+  /*
+   A connection closed uncleanly with no OS error to report.
+   */
+  REACTOR_E_CONNECTION_LOST = -21,
+  /*
+   A connection closed by `reactor_transport_abort_connection`.
+   */
+  REACTOR_E_CONNECTION_ABORTED = -22,
+  /*
+   An attempt stopped before it finished (`reactor_connector_stop_connecting`, shutdown).
+   */
+  REACTOR_E_CANCELLED = -23,
+  /*
+   A process ended (API.md §8).
+   */
+  REACTOR_E_PROCESS_TERMINATED = -24,
 } reactor_status_t;
 
 /*
@@ -217,6 +247,44 @@ typedef int (*reactor_trigger_fn)(struct reactor *r, uint64_t trigger_id, void *
  fd readiness callback; `events` is a mask of `REACTOR_READABLE` ... `REACTOR_SHUTDOWN`.
  */
 typedef void (*reactor_fd_fn)(struct reactor *r, int fd, uint32_t events, void *user_data);
+
+/*
+ A network address (API.md §6.2). Addresses the library reports are always numeric.
+ */
+typedef struct reactor_address {
+  /*
+   `REACTOR_FAMILY_*`.
+   */
+  uint32_t family;
+  /*
+   Host byte order; 0 for UNIX.
+   */
+  uint16_t port;
+  /*
+   IPv6 only.
+   */
+  uint32_t flow_info;
+  /*
+   IPv6 only (interface index).
+   */
+  uint32_t scope_id;
+  /*
+   NUL-terminated: a numeric IP ("127.0.0.1", "::1", no "%scope"), a UNIX path, "@name" for a
+   Linux abstract socket, "" for an unnamed UNIX socket.
+   */
+  char host[256];
+} reactor_address_t;
+
+/*
+ The result of `reactor_resolve`, on the reactor thread: `REACTOR_OK` with `count` >= 1 addresses,
+ or a failure (`REACTOR_E_DNS`, `REACTOR_E_CANCELLED`) with none. `addrs` is valid only during the
+ call.
+ */
+typedef void (*reactor_resolve_fn)(struct reactor *r,
+                                   int status,
+                                   const struct reactor_address *addrs,
+                                   size_t count,
+                                   void *user_data);
 
 /*
  A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
@@ -567,6 +635,45 @@ int reactor_get_readers(const struct reactor *r, int *out_fds, size_t cap, size_
  Thread-safety: reactor thread only.
  */
 int reactor_get_writers(const struct reactor *r, int *out_fds, size_t cap, size_t *out_count);
+
+/*
+ Writes the text form of `a` into `buf` (`cap` bytes): "127.0.0.1:80", "[::1]:80", "/run/x.sock",
+ "@name", "" for an unnamed UNIX socket. Always NUL-terminates when `cap` > 0: too small → the text
+ cut to fit and `REACTOR_E_INVALID`; NULL `a`, an unknown family or a host without its NUL → "" and
+ `REACTOR_E_INVALID`; NULL `buf` or `cap` 0 → `REACTOR_E_INVALID`.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `a` is NULL or points to a readable `reactor_address_t`; `buf` is NULL or points to `cap` writable
+ bytes.
+ */
+int reactor_address_format(const struct reactor_address *a,
+                           char *buf,
+                           size_t cap);
+
+/*
+ Resolves `host` (an IP literal, optionally with "%scope" for IPv6, or a name) for `port`.
+ `family`: 0 (any), `REACTOR_FAMILY_INET` or `REACTOR_FAMILY_INET6`. Never blocks: names are looked
+ up with `getaddrinfo` on the reactor's thread pool (which starts when the reactor runs), literals
+ without it. `cb(r, status, addrs, count, ud)` runs on a later pass: `REACTOR_OK` with at least one
+ address (numeric, in the resolver's order, no repeats), `REACTOR_E_DNS` with none, or
+ `REACTOR_E_CANCELLED` when the reactor shuts down first; then `release(ud)`. At `reactor_free` only
+ the release runs. Errors: NULL `host` or `cb`, an empty host, another family → `REACTOR_E_INVALID`;
+ after a run that ended with stop → `REACTOR_E_CLOSED` (`ud` stays the caller's).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `host` is NULL or a NUL-terminated string.
+ */
+int reactor_resolve(struct reactor *r,
+                    const char *host,
+                    uint16_t port,
+                    uint32_t family,
+                    reactor_resolve_fn cb,
+                    void *ud,
+                    reactor_release_fn release);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else

@@ -19,6 +19,15 @@ pub type WorkResultFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 /// The reactor-thread half of `reactor_call_in_thread_with_callback` (`reactor_done_fn`).
 pub type DoneFn = unsafe extern "C" fn(*mut reactor_t, *mut c_void, *mut c_void);
 
+/// The result callback of `reactor_resolve` (`reactor_resolve_fn`).
+pub type ResolveFn = unsafe extern "C" fn(
+    *mut reactor_t,
+    c_int,
+    *const crate::types::reactor_address_t,
+    usize,
+    *mut c_void,
+);
+
 /// The host's user data plus its release hook; released on drop.
 pub struct UserData {
     ptr: *mut c_void,
@@ -97,6 +106,24 @@ pub fn call_work_result(func: WorkResultFn, ud: *mut c_void) -> *mut c_void {
 pub fn call_done(func: DoneFn, reactor: *mut reactor_t, result: *mut c_void, ud: *mut c_void) {
     // SAFETY: host-supplied function pointer, checked non-NULL at submission.
     unsafe { func(reactor, result, ud) }
+}
+
+/// Calls a resolve callback with its result (`addrs` valid for the call only).
+pub fn call_resolve(
+    func: ResolveFn,
+    reactor: *mut reactor_t,
+    status: c_int,
+    addrs: &[crate::types::reactor_address_t],
+    ud: *mut c_void,
+) {
+    let list = if addrs.is_empty() {
+        std::ptr::null()
+    } else {
+        addrs.as_ptr()
+    };
+    // SAFETY: host-supplied function pointer, checked non-NULL at registration; the list outlives
+    // the call.
+    unsafe { func(reactor, status, list, addrs.len(), ud) }
 }
 
 pub fn call_log(func: LogFn, ud: *mut c_void, level: c_int, message: &std::ffi::CStr) {

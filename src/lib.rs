@@ -11,6 +11,7 @@ pub mod backend;
 mod callback;
 pub mod ffi;
 mod handles;
+pub mod net;
 pub mod reactor;
 pub mod status;
 mod sync;

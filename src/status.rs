@@ -38,6 +38,14 @@ pub enum reactor_status_t {
     /// An internal error (a caught Rust panic); the reactor is poisoned and refuses further calls
     /// (`reactor_free` still works and runs the releases).
     REACTOR_E_INTERNAL = -20,
+    /// A connection closed uncleanly with no OS error to report.
+    REACTOR_E_CONNECTION_LOST = -21,
+    /// A connection closed by `reactor_transport_abort_connection`.
+    REACTOR_E_CONNECTION_ABORTED = -22,
+    /// An attempt stopped before it finished (`reactor_connector_stop_connecting`, shutdown).
+    REACTOR_E_CANCELLED = -23,
+    /// A process ended (API.md §8).
+    REACTOR_E_PROCESS_TERMINATED = -24,
 }
 
 /// OS errors are `-(REACTOR_E_OS_BASE + errno)`; see `REACTOR_E_OS(e)` and `reactor_status_from_errno`.
@@ -106,6 +114,10 @@ status_table! {
     REACTOR_E_MESSAGE_TOO_LONG => MessageTooLong, c"message too long";
     REACTOR_E_PROCESS_EXITED => ProcessExited, c"process exited";
     REACTOR_E_INTERNAL => Internal, c"internal error (the reactor is poisoned)";
+    REACTOR_E_CONNECTION_LOST => ConnectionLost, c"connection lost";
+    REACTOR_E_CONNECTION_ABORTED => ConnectionAborted, c"connection aborted";
+    REACTOR_E_CANCELLED => Cancelled, c"cancelled";
+    REACTOR_E_PROCESS_TERMINATED => ProcessTerminated, c"process terminated";
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -201,7 +213,7 @@ mod tests {
     #[test]
     fn every_code_has_a_distinct_message_and_error() {
         let codes: Vec<c_int> = reactor_status_t::ALL.iter().map(|s| *s as c_int).collect();
-        let lowest = reactor_status_t::REACTOR_E_INTERNAL as c_int;
+        let lowest = reactor_status_t::REACTOR_E_PROCESS_TERMINATED as c_int;
         assert_eq!(
             codes,
             (lowest..=0).rev().collect::<Vec<_>>(),
@@ -212,6 +224,7 @@ mod tests {
         }
         assert_eq!(strerror(12345), c"unknown status code");
         assert!(strerror(os_status(libc::EBADF)).to_bytes().len() > 3);
-        assert_eq!(Error::Internal.code(), lowest);
+        assert_eq!(Error::Internal.code(), -20);
+        assert_eq!(Error::ProcessTerminated.code(), lowest);
     }
 }

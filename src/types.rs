@@ -87,6 +87,44 @@ pub type reactor_work_result_fn =
 pub type reactor_done_fn =
     Option<unsafe extern "C" fn(r: *mut reactor_t, result: *mut c_void, user_data: *mut c_void)>;
 
+/// Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
+pub const REACTOR_FAMILY_INET: u32 = 1;
+pub const REACTOR_FAMILY_INET6: u32 = 2;
+pub const REACTOR_FAMILY_UNIX: u32 = 3;
+
+/// Bytes in `reactor_address_t::host`, NUL included.
+pub const REACTOR_ADDRESS_HOST_MAX: usize = 256;
+
+/// A network address (API.md §6.2). Addresses the library reports are always numeric.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_address_t {
+    /// `REACTOR_FAMILY_*`.
+    pub family: u32,
+    /// Host byte order; 0 for UNIX.
+    pub port: u16,
+    /// IPv6 only.
+    pub flow_info: u32,
+    /// IPv6 only (interface index).
+    pub scope_id: u32,
+    /// NUL-terminated: a numeric IP ("127.0.0.1", "::1", no "%scope"), a UNIX path, "@name" for a
+    /// Linux abstract socket, "" for an unnamed UNIX socket.
+    pub host: [c_char; 256],
+}
+
+/// The result of `reactor_resolve`, on the reactor thread: `REACTOR_OK` with `count` >= 1 addresses,
+/// or a failure (`REACTOR_E_DNS`, `REACTOR_E_CANCELLED`) with none. `addrs` is valid only during the
+/// call.
+pub type reactor_resolve_fn = Option<
+    unsafe extern "C" fn(
+        r: *mut reactor_t,
+        status: c_int,
+        addrs: *const reactor_address_t,
+        count: usize,
+        user_data: *mut c_void,
+    ),
+>;
+
 /// Options for `reactor_new`. Fill with `reactor_options_init` first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -79,4 +79,12 @@ var (
 	_ [0]struct{} = [C.REACTOR_E_PROCESS_EXITED - statusProcessExited]struct{}{}
 	_ [0]struct{} = [statusInternal - C.REACTOR_E_INTERNAL]struct{}{}
 	_ [0]struct{} = [C.REACTOR_E_INTERNAL - statusInternal]struct{}{}
+	_ [0]struct{} = [statusConnectionLost - C.REACTOR_E_CONNECTION_LOST]struct{}{}
+	_ [0]struct{} = [C.REACTOR_E_CONNECTION_LOST - statusConnectionLost]struct{}{}
+	_ [0]struct{} = [statusConnectionAborted - C.REACTOR_E_CONNECTION_ABORTED]struct{}{}
+	_ [0]struct{} = [C.REACTOR_E_CONNECTION_ABORTED - statusConnectionAborted]struct{}{}
+	_ [0]struct{} = [statusCancelled - C.REACTOR_E_CANCELLED]struct{}{}
+	_ [0]struct{} = [C.REACTOR_E_CANCELLED - statusCancelled]struct{}{}
+	_ [0]struct{} = [statusProcessTerminated - C.REACTOR_E_PROCESS_TERMINATED]struct{}{}
+	_ [0]struct{} = [C.REACTOR_E_PROCESS_TERMINATED - statusProcessTerminated]struct{}{}
 )

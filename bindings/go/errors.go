@@ -41,6 +41,10 @@ const (
 	statusMessageTooLong    = -18
 	statusProcessExited     = -19
 	statusInternal          = -20
+	statusConnectionLost    = -21
+	statusConnectionAborted = -22
+	statusCancelled         = -23
+	statusProcessTerminated = -24
 )
 
 // Sentinel errors, one per libreactor status code. Use errors.Is(err, reactor.ErrNotRunning).
@@ -65,6 +69,10 @@ var (
 	ErrMessageTooLong    = &Error{Status: statusMessageTooLong}
 	ErrProcessExited     = &Error{Status: statusProcessExited}
 	ErrInternal          = &Error{Status: statusInternal}
+	ErrConnectionLost    = &Error{Status: statusConnectionLost}
+	ErrConnectionAborted = &Error{Status: statusConnectionAborted}
+	ErrCancelled         = &Error{Status: statusCancelled}
+	ErrProcessTerminated = &Error{Status: statusProcessTerminated}
 )
 
 // Error returns "reactor: <op>: <reactor_strerror text>".

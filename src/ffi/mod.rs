@@ -16,6 +16,7 @@
 mod core;
 mod events;
 mod fd;
+mod net;
 mod pool;
 mod threads;
 mod time;

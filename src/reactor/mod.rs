@@ -88,6 +88,8 @@ pub struct Reactor {
     signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
+    /// `reactor_resolve` requests in progress (`crate::net::resolve`).
+    pub(crate) resolves: RefCell<crate::net::resolve::Resolves>,
     /// The reactor's end of its call queue (the one consumer).
     call_taker: RefCell<CallTaker>,
     /// Thread calls taken from the shared queue and not run yet (left over by a crash); else an
@@ -176,6 +178,7 @@ impl Reactor {
             signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
+            resolves: RefCell::new(Default::default()),
             call_taker: RefCell::new(call_taker),
             call_batch: RefCell::new(Vec::new()),
             callback_depth: Cell::new(0),
@@ -216,7 +219,7 @@ impl Reactor {
     }
 
     /// Drops a registration's user data: now, or after the running callback returns.
-    fn retire(&self, data: UserData) {
+    pub(crate) fn retire(&self, data: UserData) {
         if self.callback_depth.get() > 0 {
             self.graveyard.borrow_mut().push(data);
         } else {
@@ -507,6 +510,8 @@ impl Drop for Reactor {
         drop(leftover);
         let queued = self.call_taker.get_mut().take_closed();
         drop(queued);
+        let resolves = self.take_resolves();
+        drop(resolves);
         let timers = self.timers.get_mut().close_all();
         drop(timers);
         let sources = self.take_all_sources();

@@ -162,9 +162,24 @@ static void strerror_and_codes(void) {
                        REACTOR_E_UNSUPPORTED,
                        REACTOR_E_TIMEOUT,
                        REACTOR_E_NOMEM,
-                       REACTOR_E_INTERNAL};
+                       REACTOR_E_CONNECTION_REFUSED,
+                       REACTOR_E_DNS,
+                       REACTOR_E_ADDRESS_IN_USE,
+                       REACTOR_E_INVALID_ADDRESS,
+                       REACTOR_E_MESSAGE_TOO_LONG,
+                       REACTOR_E_PROCESS_EXITED,
+                       REACTOR_E_INTERNAL,
+                       REACTOR_E_CONNECTION_LOST,
+                       REACTOR_E_CONNECTION_ABORTED,
+                       REACTOR_E_CANCELLED,
+                       REACTOR_E_PROCESS_TERMINATED};
   const size_t N = sizeof codes / sizeof codes[0];
   CHECK_EQ(REACTOR_OK, 0);
+  /* the values API.md §6.1 fixes */
+  CHECK_EQ(REACTOR_E_CONNECTION_LOST, -21);
+  CHECK_EQ(REACTOR_E_CONNECTION_ABORTED, -22);
+  CHECK_EQ(REACTOR_E_CANCELLED, -23);
+  CHECK_EQ(REACTOR_E_PROCESS_TERMINATED, -24);
   for (size_t i = 0; i < N; i++) {
     const char *s = reactor_strerror(codes[i]);
     CHECK(s != NULL && s[0] != '\0');
