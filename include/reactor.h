@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define REACTOR_VERSION_MAJOR 0
 #define REACTOR_VERSION_MINOR 1
@@ -61,6 +62,16 @@
  The reactor is shutting down; the registration is removed after this call.
  */
 #define REACTOR_SHUTDOWN 16
+
+/*
+ `reactor_listen_options_t.flags`: `SO_REUSEPORT` (several reactors, or processes, on one port).
+ */
+#define REACTOR_LISTEN_REUSE_PORT 1
+
+/*
+ `reactor_listen_options_t.flags`: an IPv6 port that does not also accept IPv4 (`IPV6_V6ONLY`).
+ */
+#define REACTOR_LISTEN_IPV6_ONLY 2
 
 /*
  Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
@@ -145,9 +156,19 @@ typedef enum reactor_status_t {
 typedef struct reactor_async reactor_async_t;
 
 /*
+ Opaque connector handle (clients); the host owns it until `reactor_connector_release`.
+ */
+typedef struct reactor_connector reactor_connector_t;
+
+/*
  Opaque handle to a scheduled delayed call (`reactor_call_later`); valid until released.
  */
 typedef struct reactor_delayed_call reactor_delayed_call_t;
+
+/*
+ Opaque listening-port handle (`reactor_listen_tcp`, `_unix`); valid until it stops listening.
+ */
+typedef struct reactor_port reactor_port_t;
 
 /*
  Opaque handle that can call into a reactor from any thread, even after the reactor is freed.
@@ -164,6 +185,11 @@ typedef struct reactor reactor_t;
  the reactor's pool, borrowed (`reactor_get_thread_pool`).
  */
 typedef struct reactor_threadpool reactor_threadpool_t;
+
+/*
+ Opaque stream-transport handle; valid until its `connection_lost` returns.
+ */
+typedef struct reactor_transport reactor_transport_t;
 
 /*
  Which poller a reactor uses (`REACTOR_BACKEND_*`).
@@ -285,6 +311,60 @@ typedef void (*reactor_resolve_fn)(struct reactor *r,
                                    const struct reactor_address *addrs,
                                    size_t count,
                                    void *user_data);
+
+/*
+ A stream protocol's callbacks (API.md §6.3). Fill with `reactor_protocol_init`, then set what you
+ need; every callback may be NULL. Copied by the call that receives it (up to `struct_size`).
+ */
+typedef struct reactor_protocol {
+  uint32_t struct_size;
+  void (*connection_made)(struct reactor_transport *t, void *ud);
+  void (*data_received)(struct reactor_transport *t, const uint8_t *data, size_t len, void *ud);
+  /*
+   Set = half-close aware: the peer's FIN calls this and the transport stays open for writing.
+   */
+  void (*read_connection_lost)(struct reactor_transport *t, void *ud);
+  void (*write_connection_lost)(struct reactor_transport *t, void *ud);
+  void (*connection_lost)(struct reactor_transport *t, int reason, void *ud);
+  /*
+   Clients only.
+   */
+  void (*connection_failed)(struct reactor_connector *c, int reason, void *ud);
+  /*
+   UNIX only; the fd is the host's.
+   */
+  void (*file_descriptor_received)(struct reactor_transport *t, int fd, void *ud);
+} reactor_protocol_t;
+
+/*
+ Options of `reactor_listen_tcp` / `_unix`. Fill with `reactor_listen_options_init` first.
+ */
+typedef struct reactor_listen_options {
+  uint32_t struct_size;
+  /*
+   Default `SOMAXCONN`.
+   */
+  int32_t backlog;
+  /*
+   `REACTOR_LISTEN_REUSE_PORT`, `REACTOR_LISTEN_IPV6_ONLY`.
+   */
+  uint32_t flags;
+  /*
+   UNIX socket file permissions, default 0666.
+   */
+  uint32_t mode;
+} reactor_listen_options_t;
+
+/*
+ Server side: called for each accepted connection, before `connection_made`. `*conn_ud` starts as
+ the port's ud and `*conn_release` as NULL; return `REACTOR_OK` to accept, a negative status to
+ refuse (the socket is then closed cleanly).
+ */
+typedef int (*reactor_build_protocol_fn)(struct reactor_port *port,
+                                         const struct reactor_address *peer,
+                                         void *port_ud,
+                                         void **conn_ud,
+                                         reactor_release_fn *conn_release);
 
 /*
  A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
@@ -674,6 +754,260 @@ int reactor_resolve(struct reactor *r,
                     reactor_resolve_fn cb,
                     void *ud,
                     reactor_release_fn release);
+
+/*
+ Fills `p` with NULL callbacks and its `struct_size`. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `p` is NULL or points to a writable `reactor_protocol_t`.
+ */
+void reactor_protocol_init(struct reactor_protocol *p);
+
+/*
+ Fills `o` with the defaults: backlog `SOMAXCONN`, no flags, mode 0666. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `o` is NULL or points to a writable `reactor_listen_options_t`.
+ */
+void reactor_listen_options_init(struct reactor_listen_options *o);
+
+/*
+ Listens on TCP `port` (0 = a free one) of `interface`: NULL or "" = all IPv4 addresses, an IP
+ literal ("::" makes an IPv6 port). The socket listens when the call returns; `SO_REUSEADDR` is
+ set. Accepted connections call `build(port, peer, ud, &conn_ud, &conn_release)` (NULL: the
+ connection's ud is `ud`), then `proto->connection_made` on a later pass. `release(ud)` runs on
+ a later pass after the port stops (`reactor_port_stop_listening`, shutdown) or in `reactor_free`.
+ Errors: NULL `proto` or `out`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
+ literal → `REACTOR_E_INVALID_ADDRESS`; port in use → `REACTOR_E_ADDRESS_IN_USE`; other bind errors
+ → `REACTOR_E_OS(errno)`. On error `ud` stays the caller's.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `interface` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs;
+ `out` is NULL or writable.
+ */
+int reactor_listen_tcp(struct reactor *r,
+                       uint16_t port,
+                       const char *interface,
+                       const struct reactor_listen_options *opts,
+                       const struct reactor_protocol *proto,
+                       reactor_build_protocol_fn build,
+                       void *ud,
+                       reactor_release_fn release,
+                       struct reactor_port **out);
+
+/*
+ Listens on a UNIX socket: `path` is a filesystem path (created with `opts->mode`, unlinked when
+ the port stops; an existing path → `REACTOR_E_ADDRESS_IN_USE`, never unlinked) or "@name", a Linux
+ abstract name. A path longer than `sun_path` → `REACTOR_E_INVALID_ADDRESS`. Otherwise as
+ `reactor_listen_tcp`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `path` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs; `out`
+ is NULL or writable.
+ */
+int reactor_listen_unix(struct reactor *r,
+                        const char *path,
+                        const struct reactor_listen_options *opts,
+                        const struct reactor_protocol *proto,
+                        reactor_build_protocol_fn build,
+                        void *ud,
+                        reactor_release_fn release,
+                        struct reactor_port **out);
+
+/*
+ The address the port listens on (numeric; the real port when it was 0).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_port_get_host(const struct reactor_port *p, struct reactor_address *out);
+
+/*
+ Stops listening: the socket is closed before this returns (the port can be bound again at once; a
+ UNIX path is unlinked) and the handle is dead; the port's release runs on a later pass. Connections
+ already accepted go on. A second call → `REACTOR_E_INVALID`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_port_stop_listening(struct reactor_port *p);
+
+/*
+ Stops accepting (pending peers wait in the backlog).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_port_pause_accepting(struct reactor_port *p);
+
+/*
+ Accepts again after `reactor_port_pause_accepting`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_port_resume_accepting(struct reactor_port *p);
+
+/*
+ The listening socket's fd; -1 for a bad handle (or a foreign thread).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_port_fileno(const struct reactor_port *p);
+
+/*
+ Queues `len` bytes (copied) to send in order. Never blocks and never reports a socket error (an
+ error ends the connection with `connection_lost`). `len` 0 → OK; NULL `data` with `len` > 0 →
+ `REACTOR_E_INVALID`; after `lose_connection`, `lose_write_connection` or the end of the connection
+ → `REACTOR_E_CLOSED` (nothing sent).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `data` is NULL or points to `len` readable bytes.
+ */
+int reactor_transport_write(struct reactor_transport *t, const void *data, size_t len);
+
+/*
+ `reactor_transport_write` of several buffers in order (Twisted's writeSequence; each is copied,
+ nothing is joined for the caller). `iovcnt` < 0, NULL `iov` with `iovcnt` > 0, or an entry with a
+ NULL base and a length → `REACTOR_E_INVALID`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `iov` is NULL or points to `iovcnt` readable `struct iovec`s whose buffers are readable.
+ */
+int reactor_transport_writev(struct reactor_transport *t, const struct iovec *iov, int iovcnt);
+
+/*
+ Twisted's loseConnection: reading stops at once, buffered bytes are flushed, then the socket is
+ closed and `connection_lost(REACTOR_OK)` runs (never inside this call). Again: `REACTOR_OK`, nothing.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_lose_connection(struct reactor_transport *t);
+
+/*
+ Twisted's abortConnection: buffered bytes are discarded, the peer gets a reset, and
+ `connection_lost(REACTOR_E_CONNECTION_ABORTED)` runs on a later pass. Idempotent; after
+ `lose_connection` it still aborts.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_abort_connection(struct reactor_transport *t);
+
+/*
+ Half-close: after the buffer drains, `shutdown(SHUT_WR)`, then `write_connection_lost` (later
+ pass); reading goes on. When the read side is closed too, the connection ends with
+ `connection_lost(REACTOR_OK)`. Already closing → `REACTOR_E_CLOSED`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_lose_write_connection(struct reactor_transport *t);
+
+/*
+ Stops `data_received` before it returns (until `reactor_transport_resume_reading`); a FIN or error
+ that arrives meanwhile is delivered after the resume.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_pause_reading(struct reactor_transport *t);
+
+/*
+ Reads again after `reactor_transport_pause_reading` (nothing on a closing transport).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_resume_reading(struct reactor_transport *t);
+
+/*
+ Sets the write buffer's high and low water marks (defaults 65536 and 0), for producers.
+ `low` > `high` → `REACTOR_E_INVALID`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_set_write_buffer_limits(struct reactor_transport *t,
+                                              size_t high,
+                                              size_t low);
+
+/*
+ Bytes written but not yet taken by the socket.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_transport_get_write_buffer_size(const struct reactor_transport *t, size_t *out);
+
+/*
+ The local address of the connection (numeric).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_transport_get_host(const struct reactor_transport *t, struct reactor_address *out);
+
+/*
+ The peer's address (numeric; "" for an unnamed UNIX peer).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_transport_get_peer(const struct reactor_transport *t, struct reactor_address *out);
+
+/*
+ Sets TCP_NODELAY (off by default, as in Twisted). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_set_tcp_nodelay(struct reactor_transport *t, int on);
+
+/*
+ Reads TCP_NODELAY into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_transport_get_tcp_nodelay(const struct reactor_transport *t, int *out);
+
+/*
+ Sets SO_KEEPALIVE. On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_set_tcp_keepalive(struct reactor_transport *t, int on);
+
+/*
+ Reads SO_KEEPALIVE into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_transport_get_tcp_keepalive(const struct reactor_transport *t, int *out);
+
+/*
+ The connection's fd; -1 for a bad handle (or a foreign thread).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_fileno(const struct reactor_transport *t);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else

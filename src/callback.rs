@@ -126,6 +126,63 @@ pub fn call_resolve(
     unsafe { func(reactor, status, list, addrs.len(), ud) }
 }
 
+/// Calls a transport callback that takes only the transport (connection_made, read/write_connection_lost).
+pub fn call_transport(
+    func: unsafe extern "C" fn(*mut crate::types::reactor_transport_t, *mut c_void),
+    transport: *mut crate::types::reactor_transport_t,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer, copied from the host's protocol struct.
+    unsafe { func(transport, ud) }
+}
+
+/// Calls `data_received` (`data` valid for the call only).
+pub fn call_data_received(
+    func: unsafe extern "C" fn(
+        *mut crate::types::reactor_transport_t,
+        *const u8,
+        usize,
+        *mut c_void,
+    ),
+    transport: *mut crate::types::reactor_transport_t,
+    data: &[u8],
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer; `data` outlives the call.
+    unsafe { func(transport, data.as_ptr(), data.len(), ud) }
+}
+
+/// Calls `connection_lost`.
+pub fn call_connection_lost(
+    func: unsafe extern "C" fn(*mut crate::types::reactor_transport_t, c_int, *mut c_void),
+    transport: *mut crate::types::reactor_transport_t,
+    reason: c_int,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer.
+    unsafe { func(transport, reason, ud) }
+}
+
+/// Calls a port's `build_protocol`; returns its status with the connection's user data and release.
+pub fn call_build_protocol(
+    func: unsafe extern "C" fn(
+        *mut crate::types::reactor_port_t,
+        *const crate::types::reactor_address_t,
+        *mut c_void,
+        *mut *mut c_void,
+        *mut crate::types::reactor_release_fn,
+    ) -> c_int,
+    port: *mut crate::types::reactor_port_t,
+    peer: &crate::types::reactor_address_t,
+    port_ud: *mut c_void,
+) -> (c_int, *mut c_void, crate::types::reactor_release_fn) {
+    let mut conn_ud = port_ud;
+    let mut conn_release: crate::types::reactor_release_fn = None;
+    // SAFETY: host-supplied function pointer; every pointer passed is live for the call.
+    let status = unsafe { func(port, peer, port_ud, &mut conn_ud, &mut conn_release) };
+    (status, conn_ud, conn_release)
+}
+
 pub fn call_log(func: LogFn, ud: *mut c_void, level: c_int, message: &std::ffi::CStr) {
     // SAFETY: host-supplied function pointer; `message` outlives the call.
     unsafe { func(ud, level, message.as_ptr()) }

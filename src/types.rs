@@ -87,6 +87,82 @@ pub type reactor_work_result_fn =
 pub type reactor_done_fn =
     Option<unsafe extern "C" fn(r: *mut reactor_t, result: *mut c_void, user_data: *mut c_void)>;
 
+/// Opaque listening-port handle (`reactor_listen_tcp`, `_unix`); valid until it stops listening.
+pub struct reactor_port_t {
+    _opaque: [u8; 0],
+}
+
+/// Opaque stream-transport handle; valid until its `connection_lost` returns.
+pub struct reactor_transport_t {
+    _opaque: [u8; 0],
+}
+
+/// Opaque connector handle (clients); the host owns it until `reactor_connector_release`.
+pub struct reactor_connector_t {
+    _opaque: [u8; 0],
+}
+
+/// A stream protocol's callbacks (API.md §6.3). Fill with `reactor_protocol_init`, then set what you
+/// need; every callback may be NULL. Copied by the call that receives it (up to `struct_size`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_protocol_t {
+    pub struct_size: u32,
+    pub connection_made: Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+    pub data_received: Option<
+        unsafe extern "C" fn(
+            t: *mut reactor_transport_t,
+            data: *const u8,
+            len: usize,
+            ud: *mut c_void,
+        ),
+    >,
+    /// Set = half-close aware: the peer's FIN calls this and the transport stays open for writing.
+    pub read_connection_lost:
+        Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+    pub write_connection_lost:
+        Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+    pub connection_lost:
+        Option<unsafe extern "C" fn(t: *mut reactor_transport_t, reason: c_int, ud: *mut c_void)>,
+    /// Clients only.
+    pub connection_failed:
+        Option<unsafe extern "C" fn(c: *mut reactor_connector_t, reason: c_int, ud: *mut c_void)>,
+    /// UNIX only; the fd is the host's.
+    pub file_descriptor_received:
+        Option<unsafe extern "C" fn(t: *mut reactor_transport_t, fd: c_int, ud: *mut c_void)>,
+}
+
+/// Server side: called for each accepted connection, before `connection_made`. `*conn_ud` starts as
+/// the port's ud and `*conn_release` as NULL; return `REACTOR_OK` to accept, a negative status to
+/// refuse (the socket is then closed cleanly).
+pub type reactor_build_protocol_fn = Option<
+    unsafe extern "C" fn(
+        port: *mut reactor_port_t,
+        peer: *const reactor_address_t,
+        port_ud: *mut c_void,
+        conn_ud: *mut *mut c_void,
+        conn_release: *mut reactor_release_fn,
+    ) -> c_int,
+>;
+
+/// `reactor_listen_options_t.flags`: `SO_REUSEPORT` (several reactors, or processes, on one port).
+pub const REACTOR_LISTEN_REUSE_PORT: u32 = 1;
+/// `reactor_listen_options_t.flags`: an IPv6 port that does not also accept IPv4 (`IPV6_V6ONLY`).
+pub const REACTOR_LISTEN_IPV6_ONLY: u32 = 2;
+
+/// Options of `reactor_listen_tcp` / `_unix`. Fill with `reactor_listen_options_init` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct reactor_listen_options_t {
+    pub struct_size: u32,
+    /// Default `SOMAXCONN`.
+    pub backlog: i32,
+    /// `REACTOR_LISTEN_REUSE_PORT`, `REACTOR_LISTEN_IPV6_ONLY`.
+    pub flags: u32,
+    /// UNIX socket file permissions, default 0666.
+    pub mode: u32,
+}
+
 /// Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
 pub const REACTOR_FAMILY_INET: u32 = 1;
 pub const REACTOR_FAMILY_INET6: u32 = 2;

@@ -3,7 +3,7 @@
 use super::{guarded_value, on_owner};
 use crate::callback::UserData;
 use crate::net::address;
-use crate::status::{Error, Result, reactor_status_t::REACTOR_OK};
+use crate::status::{Error, Result, reactor_status_t::REACTOR_OK, to_status};
 use crate::types::*;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -90,4 +90,569 @@ unsafe fn c_text<'a>(text: *const c_char) -> Result<&'a str> {
     unsafe { CStr::from_ptr(text) }
         .to_str()
         .map_err(|_| Error::Invalid)
+}
+
+// ----- stream protocols, ports and transports (API.md §6.3, §6.4) ----------------------------------
+
+use super::{check_struct_size, owner_result};
+use crate::net::listen::{self, Port, PortSpec};
+use crate::net::stream::Transport;
+use crate::reactor::Reactor;
+use std::rc::Rc;
+
+/// Fills `p` with NULL callbacks and its `struct_size`. NULL is ignored.
+///
+/// Thread-safety: any thread.
+///
+/// # Safety
+/// `p` is NULL or points to a writable `reactor_protocol_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_protocol_init(p: *mut reactor_protocol_t) {
+    let value = reactor_protocol_t {
+        struct_size: std::mem::size_of::<reactor_protocol_t>() as u32,
+        connection_made: None,
+        data_received: None,
+        read_connection_lost: None,
+        write_connection_lost: None,
+        connection_lost: None,
+        connection_failed: None,
+        file_descriptor_received: None,
+    };
+    // SAFETY: NULL or writable (the caller's contract).
+    unsafe { super::write_out(p, value) }
+}
+
+/// Fills `o` with the defaults: backlog `SOMAXCONN`, no flags, mode 0666. NULL is ignored.
+///
+/// Thread-safety: any thread.
+///
+/// # Safety
+/// `o` is NULL or points to a writable `reactor_listen_options_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_listen_options_init(o: *mut reactor_listen_options_t) {
+    // SAFETY: NULL or writable (the caller's contract).
+    unsafe { super::write_out(o, listen::default_options()) }
+}
+
+/// Copies the host's protocol (versioned struct rules; NULL → `REACTOR_E_INVALID`).
+///
+/// # Safety
+/// `p` is NULL or points to `struct_size` readable bytes.
+unsafe fn read_protocol(p: *const reactor_protocol_t) -> Result<reactor_protocol_t> {
+    if p.is_null() {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: non-NULL and readable for its struct_size (the caller's contract).
+    unsafe { check_struct_size(p) }?;
+    // SAFETY: at least size_of::<reactor_protocol_t>() readable bytes (checked above).
+    Ok(unsafe { p.read_unaligned() })
+}
+
+/// The listen options (NULL = defaults; versioned struct rules).
+///
+/// # Safety
+/// `o` is NULL or points to `struct_size` readable bytes.
+unsafe fn read_listen_options(
+    o: *const reactor_listen_options_t,
+) -> Result<reactor_listen_options_t> {
+    if o.is_null() {
+        return Ok(listen::default_options());
+    }
+    // SAFETY: readable for its struct_size (the caller's contract).
+    unsafe { check_struct_size(o) }?;
+    // SAFETY: checked above.
+    Ok(unsafe { o.read_unaligned() })
+}
+
+/// Listens on TCP `port` (0 = a free one) of `interface`: NULL or "" = all IPv4 addresses, an IP
+/// literal ("::" makes an IPv6 port). The socket listens when the call returns; `SO_REUSEADDR` is
+/// set. Accepted connections call `build(port, peer, ud, &conn_ud, &conn_release)` (NULL: the
+/// connection's ud is `ud`), then `proto->connection_made` on a later pass. `release(ud)` runs on
+/// a later pass after the port stops (`reactor_port_stop_listening`, shutdown) or in `reactor_free`.
+/// Errors: NULL `proto` or `out`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
+/// literal → `REACTOR_E_INVALID_ADDRESS`; port in use → `REACTOR_E_ADDRESS_IN_USE`; other bind errors
+/// → `REACTOR_E_OS(errno)`. On error `ud` stays the caller's.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `interface` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs;
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn reactor_listen_tcp(
+    r: *mut reactor_t,
+    port: u16,
+    interface: *const c_char,
+    opts: *const reactor_listen_options_t,
+    proto: *const reactor_protocol_t,
+    build: reactor_build_protocol_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_port_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the caller's contract for each pointer.
+        let protocol = unsafe { read_protocol(proto) }?;
+        // SAFETY: as above.
+        let options = unsafe { read_listen_options(opts) }?;
+        let interface = if interface.is_null() {
+            ""
+        } else {
+            // SAFETY: NUL-terminated (the caller's contract).
+            unsafe { c_text(interface) }.map_err(|_| Error::InvalidAddress)?
+        };
+        let fd = listen::tcp_socket(port, interface, &options)?;
+        open_port(reactor, fd, None, protocol, build, ud, release, out)
+    })
+}
+
+/// Listens on a UNIX socket: `path` is a filesystem path (created with `opts->mode`, unlinked when
+/// the port stops; an existing path → `REACTOR_E_ADDRESS_IN_USE`, never unlinked) or "@name", a Linux
+/// abstract name. A path longer than `sun_path` → `REACTOR_E_INVALID_ADDRESS`. Otherwise as
+/// `reactor_listen_tcp`.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs; `out`
+/// is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn reactor_listen_unix(
+    r: *mut reactor_t,
+    path: *const c_char,
+    opts: *const reactor_listen_options_t,
+    proto: *const reactor_protocol_t,
+    build: reactor_build_protocol_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_port_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the caller's contract for each pointer.
+        let protocol = unsafe { read_protocol(proto) }?;
+        // SAFETY: as above.
+        let options = unsafe { read_listen_options(opts) }?;
+        // SAFETY: as above.
+        let path = unsafe { c_text(path) }?;
+        let (fd, unlink) = listen::unix_socket(path, &options)?;
+        open_port(reactor, fd, unlink, protocol, build, ud, release, out)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open_port(
+    reactor: &Reactor,
+    fd: std::os::fd::OwnedFd,
+    unlink: Option<Vec<u8>>,
+    protocol: reactor_protocol_t,
+    build: reactor_build_protocol_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_port_t,
+) -> Result<()> {
+    reactor.reserve_spare_fd();
+    let spec = PortSpec { protocol, build };
+    let port = Port::open(reactor, fd, spec, unlink, || UserData::new(ud, release))?;
+    // SAFETY: `out` is non-NULL and writable (checked by the caller, the caller's contract).
+    unsafe { super::write_out(out, port) };
+    Ok(())
+}
+
+/// Runs `body` on a live port, on its reactor's thread.
+fn on_port<T>(
+    p: *const reactor_port_t,
+    body: impl FnOnce(&Reactor, &Rc<Port>) -> Result<T>,
+) -> Result<T> {
+    let r = crate::net::port_reactor(p.cast()).ok_or(Error::Invalid)? as *const reactor_t;
+    owner_result(r, |reactor| {
+        let port = reactor
+            .net
+            .borrow()
+            .port(p as usize)
+            .ok_or(Error::Invalid)?;
+        body(reactor, &port)
+    })
+}
+
+/// Runs `body` on a live transport, on its reactor's thread.
+fn on_transport<T>(
+    t: *const reactor_transport_t,
+    body: impl FnOnce(&Reactor, &Rc<Transport>) -> Result<T>,
+) -> Result<T> {
+    let r = crate::net::transport_reactor(t.cast()).ok_or(Error::Invalid)? as *const reactor_t;
+    owner_result(r, |reactor| {
+        let transport = reactor
+            .net
+            .borrow()
+            .transport(t as usize)
+            .ok_or(Error::Invalid)?;
+        body(reactor, &transport)
+    })
+}
+
+/// The address the port listens on (numeric; the real port when it was 0).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_port_get_host(
+    p: *const reactor_port_t,
+    out: *mut reactor_address_t,
+) -> c_int {
+    to_status(on_port(p, |_, port| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        let host = port.host()?;
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, host) };
+        Ok(())
+    }))
+}
+
+/// Stops listening: the socket is closed before this returns (the port can be bound again at once; a
+/// UNIX path is unlinked) and the handle is dead; the port's release runs on a later pass. Connections
+/// already accepted go on. A second call → `REACTOR_E_INVALID`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_port_stop_listening(p: *mut reactor_port_t) -> c_int {
+    to_status(on_port(p, |reactor, port| {
+        port.stop(reactor, false);
+        Ok(())
+    }))
+}
+
+/// Stops accepting (pending peers wait in the backlog).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_port_pause_accepting(p: *mut reactor_port_t) -> c_int {
+    to_status(on_port(p, |reactor, port| {
+        port.set_accepting(reactor, false)
+    }))
+}
+
+/// Accepts again after `reactor_port_pause_accepting`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_port_resume_accepting(p: *mut reactor_port_t) -> c_int {
+    to_status(on_port(p, |reactor, port| {
+        port.set_accepting(reactor, true)
+    }))
+}
+
+/// The listening socket's fd; -1 for a bad handle (or a foreign thread).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_port_fileno(p: *const reactor_port_t) -> c_int {
+    guarded_value(-1, || on_port(p, |_, port| Ok(port.fileno())).unwrap_or(-1))
+}
+
+/// Queues `len` bytes (copied) to send in order. Never blocks and never reports a socket error (an
+/// error ends the connection with `connection_lost`). `len` 0 → OK; NULL `data` with `len` > 0 →
+/// `REACTOR_E_INVALID`; after `lose_connection`, `lose_write_connection` or the end of the connection
+/// → `REACTOR_E_CLOSED` (nothing sent).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_write(
+    t: *mut reactor_transport_t,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        if data.is_null() && len > 0 {
+            return Err(Error::Invalid);
+        }
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL and readable for `len` bytes (the caller's contract).
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
+        };
+        transport.write(reactor, &[bytes])
+    }))
+}
+
+/// `reactor_transport_write` of several buffers in order (Twisted's writeSequence; each is copied,
+/// nothing is joined for the caller). `iovcnt` < 0, NULL `iov` with `iovcnt` > 0, or an entry with a
+/// NULL base and a length → `REACTOR_E_INVALID`.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `iov` is NULL or points to `iovcnt` readable `struct iovec`s whose buffers are readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_writev(
+    t: *mut reactor_transport_t,
+    iov: *const libc::iovec,
+    iovcnt: c_int,
+) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        let count = usize::try_from(iovcnt).map_err(|_| Error::Invalid)?;
+        if count == 0 {
+            return transport.write(reactor, &[]);
+        }
+        if iov.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: `iov` has `count` readable entries (the caller's contract).
+        let entries = unsafe { std::slice::from_raw_parts(iov, count) };
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(count);
+        for entry in entries {
+            if entry.iov_len == 0 {
+                continue;
+            }
+            if entry.iov_base.is_null() {
+                return Err(Error::Invalid);
+            }
+            // SAFETY: each buffer is readable for its length (the caller's contract).
+            parts.push(unsafe {
+                std::slice::from_raw_parts(entry.iov_base.cast::<u8>(), entry.iov_len)
+            });
+        }
+        transport.write(reactor, &parts)
+    }))
+}
+
+/// Twisted's loseConnection: reading stops at once, buffered bytes are flushed, then the socket is
+/// closed and `connection_lost(REACTOR_OK)` runs (never inside this call). Again: `REACTOR_OK`, nothing.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_lose_connection(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.lose_connection(reactor)
+    }))
+}
+
+/// Twisted's abortConnection: buffered bytes are discarded, the peer gets a reset, and
+/// `connection_lost(REACTOR_E_CONNECTION_ABORTED)` runs on a later pass. Idempotent; after
+/// `lose_connection` it still aborts.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_abort_connection(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.abort_connection(reactor)
+    }))
+}
+
+/// Half-close: after the buffer drains, `shutdown(SHUT_WR)`, then `write_connection_lost` (later
+/// pass); reading goes on. When the read side is closed too, the connection ends with
+/// `connection_lost(REACTOR_OK)`. Already closing → `REACTOR_E_CLOSED`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_lose_write_connection(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.lose_write_connection(reactor)
+    }))
+}
+
+/// Stops `data_received` before it returns (until `reactor_transport_resume_reading`); a FIN or error
+/// that arrives meanwhile is delivered after the resume.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_pause_reading(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.pause_reading(reactor)
+    }))
+}
+
+/// Reads again after `reactor_transport_pause_reading` (nothing on a closing transport).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_resume_reading(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.resume_reading(reactor)
+    }))
+}
+
+/// Sets the write buffer's high and low water marks (defaults 65536 and 0), for producers.
+/// `low` > `high` → `REACTOR_E_INVALID`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_set_write_buffer_limits(
+    t: *mut reactor_transport_t,
+    high: usize,
+    low: usize,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        transport.set_write_buffer_limits(high, low)
+    }))
+}
+
+/// Bytes written but not yet taken by the socket.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_get_write_buffer_size(
+    t: *const reactor_transport_t,
+    out: *mut usize,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, transport.write_buffer_size()) };
+        Ok(())
+    }))
+}
+
+/// Writes an address the transport reports into `out` (NULL → `REACTOR_E_INVALID`).
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn address_out(
+    t: *const reactor_transport_t,
+    out: *mut reactor_address_t,
+    peer: bool,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        let addr = if peer {
+            transport.peer()
+        } else {
+            transport.host()
+        }?;
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, addr) };
+        Ok(())
+    }))
+}
+
+/// The local address of the connection (numeric).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_get_host(
+    t: *const reactor_transport_t,
+    out: *mut reactor_address_t,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { address_out(t, out, false) }
+}
+
+/// The peer's address (numeric; "" for an unnamed UNIX peer).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_get_peer(
+    t: *const reactor_transport_t,
+    out: *mut reactor_address_t,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { address_out(t, out, true) }
+}
+
+/// Sets TCP_NODELAY (off by default, as in Twisted). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_set_tcp_nodelay(
+    t: *mut reactor_transport_t,
+    on: c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        transport.set_nodelay(on != 0)
+    }))
+}
+
+/// Reads TCP_NODELAY into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_get_tcp_nodelay(
+    t: *const reactor_transport_t,
+    out: *mut c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        let on = transport.nodelay()?;
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, c_int::from(on)) };
+        Ok(())
+    }))
+}
+
+/// Sets SO_KEEPALIVE. On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_set_tcp_keepalive(
+    t: *mut reactor_transport_t,
+    on: c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        transport.set_keepalive(on != 0)
+    }))
+}
+
+/// Reads SO_KEEPALIVE into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_get_tcp_keepalive(
+    t: *const reactor_transport_t,
+    out: *mut c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        let on = transport.keepalive()?;
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, c_int::from(on)) };
+        Ok(())
+    }))
+}
+
+/// The connection's fd; -1 for a bad handle (or a foreign thread).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_fileno(t: *const reactor_transport_t) -> c_int {
+    guarded_value(-1, || {
+        on_transport(t, |_, transport| Ok(transport.fileno())).unwrap_or(-1)
+    })
 }

@@ -43,6 +43,9 @@ pub type AsyncTable<T> = HandleTable<T, { ASYNC.index_bits }, { ASYNC.generation
 pub type RemoteTable<T> = HandleTable<T, { REMOTE.index_bits }, { REMOTE.generation_bits }>;
 pub type ThreadPoolTable<T> =
     HandleTable<T, { THREADPOOL.index_bits }, { THREADPOOL.generation_bits }>;
+pub type PortTable<T> = HandleTable<T, { PORT.index_bits }, { PORT.generation_bits }>;
+pub type TransportTable<T> =
+    HandleTable<T, { TRANSPORT.index_bits }, { TRANSPORT.generation_bits }>;
 
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
@@ -98,8 +101,27 @@ pub(crate) const THREADPOOL: Kind = Kind {
     generation_bits: 12,
 };
 
+/// Listening ports: 65 536 at once.
+pub(crate) const PORT: Kind = Kind {
+    index_bits: 16,
+    generation_bits: 8,
+};
+/// Stream transports: a million connections at once.
+pub(crate) const TRANSPORT: Kind = Kind {
+    index_bits: 20,
+    generation_bits: 8,
+};
+
 /// Every kind the library has; their address space must fit the budget.
-pub(crate) const ALL_KINDS: [Kind; 5] = [REACTOR, DELAYED_CALL, ASYNC, REMOTE, THREADPOOL];
+pub(crate) const ALL_KINDS: [Kind; 7] = [
+    REACTOR,
+    DELAYED_CALL,
+    ASYNC,
+    REMOTE,
+    THREADPOOL,
+    PORT,
+    TRANSPORT,
+];
 
 /// All handle kinds together reserve at most this much address space.
 pub(crate) const ADDRESS_SPACE_BUDGET: usize = 1 << 30;

@@ -1,6 +1,7 @@
 //! `reactor_address_t` (API.md §6.2): building one from a socket address, checking one the host gives
 //! us, and formatting it ("127.0.0.1:80", "[::1]:80", "/run/x.sock", "@name").
 
+use super::sys::{self, SockAddr};
 use crate::status::{Error, Result};
 use crate::types::{
     REACTOR_ADDRESS_HOST_MAX, REACTOR_FAMILY_INET, REACTOR_FAMILY_INET6, REACTOR_FAMILY_UNIX,
@@ -39,6 +40,43 @@ pub fn from_socket_addr(addr: &SocketAddr) -> reactor_address_t {
         }
     }
     out
+}
+
+/// The numeric address of any socket address the library handles (UNIX: the path, "@name" for an
+/// abstract name, "" for an unnamed socket).
+pub fn from_sock_addr(addr: &SockAddr) -> reactor_address_t {
+    match addr {
+        SockAddr::Ip(ip) => from_socket_addr(ip),
+        SockAddr::Unix(path) => {
+            let mut out = empty();
+            out.family = REACTOR_FAMILY_UNIX;
+            let text = match path.split_first() {
+                Some((0, name)) => format!("@{}", String::from_utf8_lossy(name)),
+                _ => String::from_utf8_lossy(path).into_owned(),
+            };
+            set_host(&mut out, &text);
+            out
+        }
+    }
+}
+
+/// The socket address of a UNIX path as the API takes it ("@name" = Linux abstract name).
+/// `Error::InvalidAddress` if it does not fit `sun_path` or holds a NUL.
+pub fn unix_sock_addr(path: &str) -> Result<SockAddr> {
+    let bytes = path.as_bytes();
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(Error::InvalidAddress);
+    }
+    let raw: Vec<u8> = match bytes.strip_prefix(b"@") {
+        Some(name) => std::iter::once(0).chain(name.iter().copied()).collect(),
+        None => bytes.to_vec(),
+    };
+    // A filesystem path needs room for its NUL; an abstract name fills the array exactly at most.
+    let room = sys::unix_path_capacity() - usize::from(raw[0] != 0);
+    if raw.len() > room {
+        return Err(Error::InvalidAddress);
+    }
+    Ok(SockAddr::Unix(raw))
 }
 
 /// Copies `host` into the address (truncated to fit, always NUL-terminated: every caller passes text

@@ -88,6 +88,8 @@ pub struct Reactor {
     signals: RefCell<SignalWatchers>,
     io_events: RefCell<Vec<PollEvent>>,
     io_cursor: Cell<usize>,
+    /// Listening ports and stream transports (`crate::net`).
+    pub(crate) net: RefCell<crate::net::Net>,
     /// `reactor_resolve` requests in progress (`crate::net::resolve`).
     pub(crate) resolves: RefCell<crate::net::resolve::Resolves>,
     /// The reactor's end of its call queue (the one consumer).
@@ -178,6 +180,7 @@ impl Reactor {
             signals: RefCell::new(SignalWatchers::default()),
             io_events: RefCell::new(Vec::new()),
             io_cursor: Cell::new(0),
+            net: RefCell::new(Default::default()),
             resolves: RefCell::new(Default::default()),
             call_taker: RefCell::new(call_taker),
             call_batch: RefCell::new(Vec::new()),
@@ -512,6 +515,9 @@ impl Drop for Reactor {
         drop(queued);
         let resolves = self.take_resolves();
         drop(resolves);
+        // Network objects after the registry let go of them: each closes and releases on its drop.
+        let net = self.net.get_mut().take_all();
+        drop(net);
         let timers = self.timers.get_mut().close_all();
         drop(timers);
         let sources = self.take_all_sources();

@@ -1,0 +1,566 @@
+//! Stream transports (API.md §6.4): a connected TCP or UNIX socket, its protocol's callbacks, its
+//! write buffer and Twisted's closing rules.
+//!
+//! Every host callback is called with no borrow of the transport's state held, so the host may call
+//! back into any transport function from inside it. A connection ends in exactly one place
+//! (`end_now`): the socket is closed, `connection_lost` runs (once, and only after `connection_made`),
+//! then the handle dies and the protocol's release runs.
+
+use super::address;
+use super::handles;
+use super::later::{self, Later};
+use super::sys;
+use super::write_buffer::WriteBuffer;
+use crate::backend::{Interest, PollEvent, Token};
+use crate::callback::{UserData, call_connection_lost, call_data_received, call_transport};
+use crate::reactor::{Reactor, Source};
+use crate::status::{Error, Result, os_status, reactor_status_t};
+use crate::types::{
+    REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE, reactor_address_t,
+    reactor_protocol_t, reactor_transport_t,
+};
+use std::cell::{Cell, RefCell};
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::raw::{c_int, c_void};
+use std::rc::Rc;
+
+/// Bytes read per readable event (the reactor's scratch buffer).
+const READ_SIZE: usize = 64 * 1024;
+/// Default high / low water marks of the write buffer (Twisted's).
+const DEFAULT_HIGH: usize = 64 * 1024;
+const DEFAULT_LOW: usize = 0;
+
+#[derive(Default)]
+struct State {
+    /// `connection_made` was delivered (so `connection_lost` is owed).
+    made: bool,
+    /// `end_now` ran.
+    ended: bool,
+    /// An end is queued for a later pass, with this reason.
+    end_reason: Option<c_int>,
+    reading_paused: bool,
+    /// The peer's FIN was delivered to a half-close aware protocol.
+    read_closed: bool,
+    /// `lose_connection`: no more reading; close once the buffer is flushed.
+    disconnecting: bool,
+    /// `lose_write_connection`: shut the write side down once the buffer is flushed.
+    closing_write: bool,
+    /// The write side is shut down.
+    write_closed: bool,
+    out: WriteBuffer,
+    high: usize,
+    low: usize,
+    /// Taken off the backend: the socket hung up while nothing was wanted from it (reading paused,
+    /// nothing to write), so a level-triggered poll would report it forever.
+    parked: bool,
+    /// What the backend was last told.
+    interest: Interest,
+}
+
+pub struct Transport {
+    handle: usize,
+    fd: RefCell<Option<OwnedFd>>,
+    token: Cell<Option<Token>>,
+    protocol: reactor_protocol_t,
+    data: RefCell<Option<UserData>>,
+    unix: bool,
+    state: RefCell<State>,
+}
+
+impl Transport {
+    /// Wraps a connected socket: registered for reading, reachable by handle, `connection_made` on
+    /// the next pass. `data` is the protocol's user data (released after `connection_lost`, or here
+    /// if the transport cannot be made).
+    pub fn open(
+        reactor: &Reactor,
+        fd: OwnedFd,
+        protocol: reactor_protocol_t,
+        data: UserData,
+    ) -> Result<usize> {
+        let unix = sys::socket_domain(sys::raw(&fd)) == Ok(libc::AF_UNIX);
+        let handle = handles::new_transport(reactor.handle() as usize)?;
+        let transport = Rc::new(Transport {
+            handle,
+            fd: RefCell::new(None),
+            token: Cell::new(None),
+            protocol,
+            data: RefCell::new(None),
+            unix,
+            state: RefCell::new(State {
+                high: DEFAULT_HIGH,
+                low: DEFAULT_LOW,
+                interest: Interest::READ,
+                ..State::default()
+            }),
+        });
+        let raw = sys::raw(&fd);
+        match reactor.register_source(raw, Interest::READ, transport.clone()) {
+            Ok(token) => transport.token.set(Some(token)),
+            Err(e) => {
+                handles::end_transport(handle);
+                return Err(e);
+            }
+        }
+        *transport.fd.borrow_mut() = Some(fd);
+        *transport.data.borrow_mut() = Some(data);
+        reactor
+            .net
+            .borrow_mut()
+            .transports
+            .insert(handle, transport.clone());
+        if later::queue(reactor, Later::ConnectionMade(handle)).is_err() {
+            transport.end_now(reactor);
+            return Err(Error::Closed);
+        }
+        Ok(handle)
+    }
+
+    pub fn handle(&self) -> *mut reactor_transport_t {
+        self.handle as *mut reactor_transport_t
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.borrow().as_ref().map(sys::raw)
+    }
+
+    fn ud(&self) -> *mut c_void {
+        self.data
+            .borrow()
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |d| d.ptr())
+    }
+
+    pub fn fileno(&self) -> c_int {
+        self.raw_fd().unwrap_or(-1)
+    }
+
+    // ----- delivering -------------------------------------------------------------------------
+
+    pub fn deliver_connection_made(self: &Rc<Self>, reactor: &Reactor) {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.ended || st.made {
+                return;
+            }
+            st.made = true;
+        }
+        if let Some(cb) = self.protocol.connection_made {
+            let ud = self.ud();
+            reactor.invoke(|| call_transport(cb, self.handle(), ud));
+        }
+    }
+
+    /// Ends the connection now: closes the socket, calls `connection_lost` (if `connection_made`
+    /// was delivered), then kills the handle and releases the protocol's user data. Callers are never
+    /// inside the host call that caused the end (event dispatch, a later pass, shutdown).
+    pub fn end_now(self: &Rc<Self>, reactor: &Reactor) {
+        let (made, reason) = {
+            let mut st = self.state.borrow_mut();
+            if st.ended {
+                return;
+            }
+            st.ended = true;
+            st.out.clear();
+            (
+                st.made,
+                st.end_reason
+                    .unwrap_or(reactor_status_t::REACTOR_OK as c_int),
+            )
+        };
+        if let Some(token) = self.token.take() {
+            let _ = reactor.deregister_source(token);
+        }
+        drop(self.fd.borrow_mut().take());
+        if made && let Some(cb) = self.protocol.connection_lost {
+            let ud = self.ud();
+            reactor.invoke(|| call_connection_lost(cb, self.handle(), reason, ud));
+        }
+        handles::end_transport(self.handle);
+        let removed = reactor.net.borrow_mut().transports.remove(&self.handle);
+        drop(removed);
+        let data = self.data.borrow_mut().take();
+        if let Some(data) = data {
+            reactor.retire(data);
+        }
+    }
+
+    /// Ends the connection on a later pass with `reason` (a later request can only make it ABORTED).
+    fn end_later(self: &Rc<Self>, reactor: &Reactor, reason: c_int) {
+        let queued = {
+            let mut st = self.state.borrow_mut();
+            if st.ended {
+                return;
+            }
+            let queued = st.end_reason.is_some();
+            st.end_reason = Some(reason);
+            queued
+        };
+        self.update_interest(reactor);
+        if !queued && later::queue(reactor, Later::End(self.handle)).is_err() {
+            self.end_now(reactor);
+        }
+    }
+
+    fn end_with(self: &Rc<Self>, reactor: &Reactor, reason: c_int) {
+        self.state.borrow_mut().end_reason.get_or_insert(reason);
+        self.end_now(reactor);
+    }
+
+    // ----- the backend ------------------------------------------------------------------------
+
+    /// What the socket needs from the poller now.
+    fn wanted(st: &State) -> Interest {
+        let ending = st.ended || st.end_reason.is_some();
+        Interest {
+            read: !ending && !st.reading_paused && !st.read_closed && !st.disconnecting,
+            write: !ending && !st.out.is_empty(),
+        }
+    }
+
+    fn update_interest(self: &Rc<Self>, reactor: &Reactor) {
+        let (want, parked) = {
+            let st = self.state.borrow();
+            (Self::wanted(&st), st.parked)
+        };
+        if parked {
+            if want.is_empty() {
+                return;
+            }
+            // Wanted again: back on the poller (it reports the hang-up then, to a reader or writer).
+            let Some(fd) = self.raw_fd() else { return };
+            if let Ok(token) = reactor.register_source(fd, want, self.clone()) {
+                self.token.set(Some(token));
+                let mut st = self.state.borrow_mut();
+                st.parked = false;
+                st.interest = want;
+            }
+            return;
+        }
+        if self.state.borrow().interest == want {
+            return;
+        }
+        if let Some(token) = self.token.get()
+            && reactor.modify_source(token, want).is_ok()
+        {
+            self.state.borrow_mut().interest = want;
+        }
+    }
+
+    fn park(&self, reactor: &Reactor) {
+        if let Some(token) = self.token.take() {
+            let _ = reactor.deregister_source(token);
+        }
+        let mut st = self.state.borrow_mut();
+        st.parked = true;
+        st.interest = Interest::default();
+    }
+
+    fn on_ready(self: &Rc<Self>, reactor: &Reactor, event: PollEvent) {
+        let interest = self.state.borrow().interest;
+        if event.bits & REACTOR_WRITABLE != 0 && interest.write {
+            self.flush(reactor);
+        }
+        let readable = event.bits & (REACTOR_READABLE | REACTOR_HANGUP | REACTOR_ERROR) != 0;
+        if readable && !self.state.borrow().ended {
+            if self.state.borrow().interest.read {
+                self.read_once(reactor);
+            } else if event.bits & (REACTOR_HANGUP | REACTOR_ERROR) != 0
+                && !self.state.borrow().interest.write
+            {
+                // Nothing wanted, yet the poller reports a hang-up: park until something is.
+                self.park(reactor);
+            }
+        }
+    }
+
+    fn read_once(self: &Rc<Self>, reactor: &Reactor) {
+        let Some(fd) = self.raw_fd() else { return };
+        let mut buffer = std::mem::take(&mut reactor.net.borrow_mut().read_buffer);
+        buffer.resize(READ_SIZE, 0);
+        let result = sys::recv(fd, &mut buffer);
+        match result {
+            Ok(0) => self.on_fin(reactor),
+            Ok(n) => {
+                if let Some(cb) = self.protocol.data_received {
+                    let ud = self.ud();
+                    reactor.invoke(|| call_data_received(cb, self.handle(), &buffer[..n], ud));
+                }
+            }
+            Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
+            Err(e) => self.end_with(reactor, os_status(e)),
+        }
+        reactor.net.borrow_mut().read_buffer = buffer;
+    }
+
+    fn on_fin(self: &Rc<Self>, reactor: &Reactor) {
+        let half_close = self.protocol.read_connection_lost;
+        let write_closed = self.state.borrow().write_closed;
+        match half_close {
+            Some(cb) if !write_closed => {
+                self.state.borrow_mut().read_closed = true;
+                self.update_interest(reactor);
+                let ud = self.ud();
+                reactor.invoke(|| call_transport(cb, self.handle(), ud));
+            }
+            _ => self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int),
+        }
+    }
+
+    /// Sends what the socket takes; then finishes a requested close once the buffer is empty.
+    fn flush(self: &Rc<Self>, reactor: &Reactor) {
+        let Some(fd) = self.raw_fd() else { return };
+        let result = {
+            let mut st = self.state.borrow_mut();
+            let sent = sys::send_vectored(fd, &st.out.slices());
+            if let Ok(n) = sent {
+                st.out.consume(n);
+            }
+            sent
+        };
+        match result {
+            Ok(_) => {}
+            Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
+            Err(e) => return self.end_with(reactor, os_status(e)),
+        }
+        if self.state.borrow().out.is_empty() {
+            self.after_drain(reactor);
+        }
+        self.update_interest(reactor);
+    }
+
+    /// The buffer is empty: a pending `lose_connection` ends the connection, a pending
+    /// `lose_write_connection` shuts the write side.
+    fn after_drain(self: &Rc<Self>, reactor: &Reactor) {
+        let (disconnecting, closing_write) = {
+            let st = self.state.borrow();
+            (st.disconnecting, st.closing_write && !st.write_closed)
+        };
+        if disconnecting {
+            self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int);
+        } else if closing_write {
+            self.close_write_now(reactor);
+        }
+    }
+
+    /// Shuts the write side down and tells the protocol; with the read side closed too, the
+    /// connection ends.
+    pub fn close_write_now(self: &Rc<Self>, reactor: &Reactor) {
+        let read_closed = {
+            let mut st = self.state.borrow_mut();
+            if st.ended || st.write_closed || !st.out.is_empty() {
+                return;
+            }
+            st.write_closed = true;
+            st.read_closed
+        };
+        if let Some(fd) = self.raw_fd() {
+            let _ = sys::shutdown_write(fd);
+        }
+        if let Some(cb) = self.protocol.write_connection_lost {
+            let ud = self.ud();
+            reactor.invoke(|| call_transport(cb, self.handle(), ud));
+        }
+        if read_closed {
+            self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int);
+        }
+    }
+
+    // ----- the host's calls ---------------------------------------------------------------------
+
+    fn writable_or_closed(&self) -> Result<()> {
+        let st = self.state.borrow();
+        if st.ended
+            || st.end_reason.is_some()
+            || st.disconnecting
+            || st.closing_write
+            || st.write_closed
+        {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `write` / `writev`: the bytes are copied; sent at once as far as the socket takes them, the
+    /// rest when it is writable. A socket error ends the connection (on a later pass).
+    pub fn write(self: &Rc<Self>, reactor: &Reactor, parts: &[&[u8]]) -> Result<()> {
+        self.writable_or_closed()?;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let mut skip = 0;
+        if self.state.borrow().out.is_empty()
+            && let Some(fd) = self.raw_fd()
+        {
+            match sys::send_vectored(fd, parts) {
+                Ok(n) => skip = n,
+                Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
+                Err(e) => {
+                    self.end_later(reactor, os_status(e));
+                    return Ok(());
+                }
+            }
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            for part in parts {
+                let taken = skip.min(part.len());
+                skip -= taken;
+                st.out.push(&part[taken..]);
+            }
+        }
+        self.update_interest(reactor);
+        Ok(())
+    }
+
+    /// `lose_connection`: stop reading, flush, then close with `connection_lost(REACTOR_OK)`.
+    pub fn lose_connection(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        let (flushed, already) = {
+            let mut st = self.state.borrow_mut();
+            let already = st.disconnecting || st.end_reason.is_some();
+            st.disconnecting = true;
+            (st.out.is_empty() || st.write_closed, already)
+        };
+        if already {
+            return Ok(());
+        }
+        if flushed {
+            self.end_later(reactor, reactor_status_t::REACTOR_OK as c_int);
+        } else {
+            self.update_interest(reactor);
+        }
+        Ok(())
+    }
+
+    /// `abort_connection`: discard the buffer, reset the peer, `connection_lost(ABORTED)` later.
+    pub fn abort_connection(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        self.state.borrow_mut().out.clear();
+        if let Some(fd) = self.raw_fd() {
+            let _ = sys::set_linger_zero(fd);
+        }
+        self.end_later(reactor, Error::ConnectionAborted.code());
+        Ok(())
+    }
+
+    /// `lose_write_connection`: after the buffer drains, shut the write side down, then
+    /// `write_connection_lost`; reading goes on.
+    pub fn lose_write_connection(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        self.writable_or_closed()?;
+        let empty = {
+            let mut st = self.state.borrow_mut();
+            st.closing_write = true;
+            st.out.is_empty()
+        };
+        if empty && later::queue(reactor, Later::CloseWrite(self.handle)).is_err() {
+            self.close_write_now(reactor);
+        }
+        Ok(())
+    }
+
+    pub fn pause_reading(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        self.state.borrow_mut().reading_paused = true;
+        self.update_interest(reactor);
+        Ok(())
+    }
+
+    pub fn resume_reading(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        self.state.borrow_mut().reading_paused = false;
+        self.update_interest(reactor);
+        Ok(())
+    }
+
+    pub fn write_buffer_size(&self) -> usize {
+        self.state.borrow().out.len()
+    }
+
+    pub fn set_write_buffer_limits(&self, high: usize, low: usize) -> Result<()> {
+        if low > high {
+            return Err(Error::Invalid);
+        }
+        let mut st = self.state.borrow_mut();
+        st.high = high;
+        st.low = low;
+        Ok(())
+    }
+
+    fn address(&self, peer: bool) -> Result<reactor_address_t> {
+        let fd = self.raw_fd().ok_or(Error::Closed)?;
+        let addr = if peer {
+            sys::peer_addr(fd)
+        } else {
+            sys::local_addr(fd)
+        }
+        .map_err(Error::Os)?;
+        Ok(address::from_sock_addr(&addr))
+    }
+
+    pub fn host(&self) -> Result<reactor_address_t> {
+        self.address(false)
+    }
+
+    pub fn peer(&self) -> Result<reactor_address_t> {
+        self.address(true)
+    }
+
+    /// The fd of a TCP transport (TCP options on a UNIX transport: `Error::Unsupported`).
+    fn tcp_fd(&self) -> Result<RawFd> {
+        if self.unix {
+            return Err(Error::Unsupported);
+        }
+        self.raw_fd().ok_or(Error::Closed)
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        let fd = self.tcp_fd()?;
+        sys::set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, c_int::from(on))
+            .map_err(Error::Os)
+    }
+
+    pub fn nodelay(&self) -> Result<bool> {
+        let fd = self.tcp_fd()?;
+        sys::get_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)
+            .map(|v| v != 0)
+            .map_err(Error::Os)
+    }
+
+    pub fn set_keepalive(&self, on: bool) -> Result<()> {
+        let fd = self.tcp_fd()?;
+        sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, c_int::from(on))
+            .map_err(Error::Os)
+    }
+
+    pub fn keepalive(&self) -> Result<bool> {
+        let fd = self.tcp_fd()?;
+        sys::get_int_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+            .map(|v| v != 0)
+            .map_err(Error::Os)
+    }
+
+    /// The end of a reactor's run: `connection_lost(REACTOR_E_CONNECTION_LOST)` now.
+    fn shut_down(self: &Rc<Self>, reactor: &Reactor) {
+        self.state.borrow_mut().end_reason = Some(Error::ConnectionLost.code());
+        self.end_now(reactor);
+    }
+}
+
+impl Source for Transport {
+    fn ready(self: Rc<Self>, reactor: &Reactor, event: PollEvent) {
+        self.on_ready(reactor, event);
+    }
+
+    fn shutdown(self: Rc<Self>, reactor: &Reactor) {
+        self.shut_down(reactor);
+    }
+}
+
+impl Drop for Transport {
+    /// `reactor_free` (or an object that never got going): close, kill the handle, release only.
+    fn drop(&mut self) {
+        drop(self.fd.get_mut().take());
+        if !self.state.get_mut().ended {
+            handles::end_transport(self.handle);
+        }
+        drop(self.data.get_mut().take());
+    }
+}

@@ -1,0 +1,323 @@
+//! The socket system calls networking needs: the one `unsafe` edge of `net`. Every function takes and
+//! returns plain Rust values (owned fds, socket addresses, errnos), so the rest of the layer is safe.
+//! Sockets are created non-blocking and close-on-exec; sends use `MSG_NOSIGNAL`, so no write ever
+//! raises SIGPIPE in the host.
+
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::raw::c_int;
+
+/// An errno.
+pub type Errno = i32;
+
+fn last_errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// A socket address the library uses: IP, or UNIX (a path; a leading NUL byte marks a Linux abstract
+/// name; empty = unnamed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SockAddr {
+    Ip(SocketAddr),
+    Unix(Vec<u8>),
+}
+
+/// Bytes available for a UNIX socket path (`sun_path`), the terminating NUL of a filesystem path
+/// included.
+pub fn unix_path_capacity() -> usize {
+    // SAFETY: an all-zero sockaddr_un is a valid value.
+    let addr: libc::sockaddr_un = unsafe { zeroed() };
+    addr.sun_path.len()
+}
+
+impl SockAddr {
+    pub fn domain(&self) -> c_int {
+        match self {
+            SockAddr::Ip(SocketAddr::V4(_)) => libc::AF_INET,
+            SockAddr::Ip(SocketAddr::V6(_)) => libc::AF_INET6,
+            SockAddr::Unix(_) => libc::AF_UNIX,
+        }
+    }
+
+    /// The raw form for bind/connect.
+    fn to_raw(&self) -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: an all-zero sockaddr_storage is valid; each arm writes a smaller sockaddr into it.
+        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+        let len = match self {
+            SockAddr::Ip(SocketAddr::V4(v4)) => {
+                // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = v4.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+                size_of::<libc::sockaddr_in>()
+            }
+            SockAddr::Ip(SocketAddr::V6(v6)) => {
+                // SAFETY: as above.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = v6.port().to_be();
+                sin6.sin6_flowinfo = v6.flowinfo().to_be();
+                sin6.sin6_addr.s6_addr = v6.ip().octets();
+                sin6.sin6_scope_id = v6.scope_id();
+                size_of::<libc::sockaddr_in6>()
+            }
+            SockAddr::Unix(path) => {
+                // SAFETY: as above.
+                let sun = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_un) };
+                sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+                let n = path.len().min(sun.sun_path.len());
+                for (dst, src) in sun.sun_path.iter_mut().zip(&path[..n]) {
+                    *dst = *src as libc::c_char;
+                }
+                let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+                // A filesystem path is NUL-terminated; an abstract name counts exactly its bytes.
+                let abstract_name = path.first() == Some(&0);
+                base + n + usize::from(!abstract_name && n < sun.sun_path.len())
+            }
+        };
+        (storage, len as libc::socklen_t)
+    }
+
+    fn from_raw(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SockAddr> {
+        match storage.ss_family as c_int {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SockAddr::Ip(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                ))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+                Some(SockAddr::Ip(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    u32::from_be(sin6.sin6_flowinfo),
+                    sin6.sin6_scope_id,
+                ))))
+            }
+            libc::AF_UNIX => {
+                // SAFETY: the family says the storage holds a sockaddr_un.
+                let sun = unsafe { &*(storage as *const _ as *const libc::sockaddr_un) };
+                let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+                let n = (len as usize).saturating_sub(base).min(sun.sun_path.len());
+                let mut path: Vec<u8> = sun.sun_path[..n].iter().map(|&c| c as u8).collect();
+                if path.first() != Some(&0) {
+                    // A filesystem path: up to its NUL.
+                    if let Some(end) = path.iter().position(|&b| b == 0) {
+                        path.truncate(end);
+                    }
+                }
+                Some(SockAddr::Unix(path))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn check(ret: c_int) -> Result<c_int, Errno> {
+    if ret < 0 { Err(last_errno()) } else { Ok(ret) }
+}
+
+/// A new non-blocking, close-on-exec stream socket.
+pub fn stream_socket(domain: c_int) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn set_int_option(fd: RawFd, level: c_int, name: c_int, value: c_int) -> Result<(), Errno> {
+    // SAFETY: the option value is a live c_int of the size passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const c_int).cast(),
+            size_of::<c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+pub fn get_int_option(fd: RawFd, level: c_int, name: c_int) -> Result<c_int, Errno> {
+    let mut value: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and sized as passed.
+    check(unsafe {
+        libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len)
+    })?;
+    Ok(value)
+}
+
+/// Closing with RST: `SO_LINGER` on with a zero timeout.
+pub fn set_linger_zero(fd: RawFd) -> Result<(), Errno> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the option value is a live linger struct of the size passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+pub fn bind(fd: RawFd, addr: &SockAddr) -> Result<(), Errno> {
+    let (storage, len) = addr.to_raw();
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    check(unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })
+        .map(drop)
+}
+
+pub fn listen(fd: RawFd, backlog: c_int) -> Result<(), Errno> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::listen(fd, backlog) }).map(drop)
+}
+
+/// Accepts one pending connection: `Ok(None)` when there is none (EAGAIN).
+pub fn accept(fd: RawFd) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage`/`len` are live and sized as passed.
+    let ret = unsafe {
+        libc::accept4(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        let errno = last_errno();
+        return if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK {
+            Ok(None)
+        } else {
+            Err(errno)
+        };
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let conn = unsafe { OwnedFd::from_raw_fd(ret) };
+    Ok(Some((conn, SockAddr::from_raw(&storage, len))))
+}
+
+fn name_of(
+    fd: RawFd,
+    call: unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int,
+) -> Result<SockAddr, Errno> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage`/`len` are live and sized as passed.
+    check(unsafe {
+        call(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    SockAddr::from_raw(&storage, len).ok_or(libc::EAFNOSUPPORT)
+}
+
+pub fn local_addr(fd: RawFd) -> Result<SockAddr, Errno> {
+    name_of(fd, libc::getsockname)
+}
+
+pub fn peer_addr(fd: RawFd) -> Result<SockAddr, Errno> {
+    name_of(fd, libc::getpeername)
+}
+
+/// Reads into `buf`: `Ok(0)` is end of stream; EAGAIN comes back as `Err(EAGAIN)`.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(last_errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sends from several buffers in order, without SIGPIPE; returns the bytes taken.
+pub fn send_vectored(fd: RawFd, bufs: &[&[u8]]) -> Result<usize, Errno> {
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .take(libc::UIO_MAXIOV as usize)
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: `msg` points to `iov`, whose buffers are live for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(last_errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn shutdown_write(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+}
+
+/// The pending error of a socket (`SO_ERROR`), 0 for none.
+pub fn take_error(fd: RawFd) -> Errno {
+    get_int_option(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or_else(|e| e)
+}
+
+/// The socket's family and type, to check adopted fds and tell TCP from UNIX.
+pub fn socket_domain(fd: RawFd) -> Result<c_int, Errno> {
+    get_int_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
+}
+
+pub fn chmod(path: &[u8], mode: u32) -> Result<(), Errno> {
+    let path = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: a valid NUL-terminated path.
+    check(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+pub fn unlink(path: &[u8]) {
+    if let Ok(path) = std::ffi::CString::new(path) {
+        // SAFETY: a valid NUL-terminated path; failure (already gone) is fine.
+        unsafe { libc::unlink(path.as_ptr()) };
+    }
+}
+
+/// An fd kept open to be given up when the process runs out of fds (accept at EMFILE).
+pub fn open_spare_fd() -> Option<OwnedFd> {
+    // SAFETY: a valid NUL-terminated path.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a fresh fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn raw(fd: &OwnedFd) -> RawFd {
+    fd.as_raw_fd()
+}
