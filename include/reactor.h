@@ -74,6 +74,21 @@
 #define REACTOR_LISTEN_IPV6_ONLY 2
 
 /*
+ `reactor_connector_state`: no attempt and no connection.
+ */
+#define REACTOR_CONNECTOR_DISCONNECTED 0
+
+/*
+ `reactor_connector_state`: an attempt is in progress.
+ */
+#define REACTOR_CONNECTOR_CONNECTING 1
+
+/*
+ `reactor_connector_state`: connected.
+ */
+#define REACTOR_CONNECTOR_CONNECTED 2
+
+/*
  Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
  */
 #define REACTOR_FAMILY_INET 1
@@ -365,6 +380,22 @@ typedef int (*reactor_build_protocol_fn)(struct reactor_port *port,
                                          void *port_ud,
                                          void **conn_ud,
                                          reactor_release_fn *conn_release);
+
+/*
+ Options of `reactor_connect_tcp` / `_unix`. Fill with `reactor_connect_options_init` first.
+ */
+typedef struct reactor_connect_options {
+  uint32_t struct_size;
+  /*
+   The whole attempt, name resolution included; default 30; 0 = none.
+   */
+  double timeout_s;
+  /*
+   TCP: the local address to bind (Twisted's bindAddress), an IP literal; NULL = any.
+   */
+  const char *bind_host;
+  uint16_t bind_port;
+} reactor_connect_options_t;
 
 /*
  A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
@@ -1008,6 +1039,114 @@ int reactor_transport_get_tcp_keepalive(const struct reactor_transport *t, int *
  Thread-safety: reactor thread only.
  */
 int reactor_transport_fileno(const struct reactor_transport *t);
+
+/*
+ Fills `o` with the defaults: timeout 30 s, no local address. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `o` is NULL or points to a writable `reactor_connect_options_t`.
+ */
+void reactor_connect_options_init(struct reactor_connect_options *o);
+
+/*
+ Connects to `host` (an IP literal or a name, resolved on the thread pool) and `port` over TCP,
+ trying the addresses in order within `opts->timeout_s`. Never calls back inside the call:
+ `connection_made` (success) or `connection_failed` (`REACTOR_E_CONNECTION_REFUSED`,
+ `REACTOR_E_TIMEOUT`, `REACTOR_E_DNS`, `REACTOR_E_CANCELLED`, `REACTOR_E_OS(errno)`) comes on a
+ later pass. The connector owns `ud`: `release(ud)` runs once no attempt or connection is in
+ progress and the host holds no connector handle (`out` NULL: none; else until
+ `reactor_connector_release`). Errors: NULL `host` or `proto`, bad struct sizes →
+ `REACTOR_E_INVALID`; port 0 or a bad `bind_host` → `REACTOR_E_INVALID_ADDRESS`; after a run that
+ ended with stop → `REACTOR_E_CLOSED`. On error `ud` stays the caller's.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `host` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs;
+ `out` is NULL or writable.
+ */
+int reactor_connect_tcp(struct reactor *r,
+                        const char *host,
+                        uint16_t port,
+                        const struct reactor_connect_options *opts,
+                        const struct reactor_protocol *proto,
+                        void *ud,
+                        reactor_release_fn release,
+                        struct reactor_connector **out);
+
+/*
+ Connects to the UNIX socket `path` ("@name": a Linux abstract name); otherwise as
+ `reactor_connect_tcp` (a path longer than `sun_path` → `REACTOR_E_INVALID_ADDRESS`; a missing
+ socket fails with `REACTOR_E_OS(ENOENT)` or `REACTOR_E_CONNECTION_REFUSED` on a later pass).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `path` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs; `out`
+ is NULL or writable.
+ */
+int reactor_connect_unix(struct reactor *r,
+                         const char *path,
+                         const struct reactor_connect_options *opts,
+                         const struct reactor_protocol *proto,
+                         void *ud,
+                         reactor_release_fn release,
+                         struct reactor_connector **out);
+
+/*
+ `REACTOR_CONNECTOR_DISCONNECTED`, `_CONNECTING` or `_CONNECTED`, or a status (bad handle, wrong
+ thread).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_connector_state(const struct reactor_connector *c);
+
+/*
+ Stops an attempt in progress: `connection_failed(REACTOR_E_CANCELLED)` on a later pass. No attempt
+ in progress → `REACTOR_E_ALREADY_CALLED`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_connector_stop_connecting(struct reactor_connector *c);
+
+/*
+ Stops a connecting attempt or loses the connection (`lose_connection`); idle: nothing.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_connector_disconnect(struct reactor_connector *c);
+
+/*
+ Starts a new attempt with the same destination, options, protocol and `ud`, once the previous
+ one has ended (also from inside `connection_failed` / `connection_lost`: that is how a host
+ reconnects). An attempt or connection in progress → `REACTOR_E_BUSY`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_connector_connect(struct reactor_connector *c);
+
+/*
+ The destination as it was given (a name stays a name; for TCP the family says whether the host
+ text has a ':') and its port.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_connector_get_destination(const struct reactor_connector *c,
+                                      struct reactor_address *out);
+
+/*
+ Gives up the host's connector handle (not usable afterwards); the attempt or connection goes on.
+ The connector's release runs once nothing is in progress: inside this call on the reactor thread,
+ on a later pass when called from another thread. NULL and stale handles are ignored.
+
+ Thread-safety: any thread.
+ */
+void reactor_connector_release(struct reactor_connector *c);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else

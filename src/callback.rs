@@ -163,6 +163,17 @@ pub fn call_connection_lost(
     unsafe { func(transport, reason, ud) }
 }
 
+/// Calls `connection_failed`.
+pub fn call_connection_failed(
+    func: unsafe extern "C" fn(*mut crate::types::reactor_connector_t, c_int, *mut c_void),
+    connector: *mut crate::types::reactor_connector_t,
+    reason: c_int,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer.
+    unsafe { func(connector, reason, ud) }
+}
+
 /// Calls a port's `build_protocol`; returns its status with the connection's user data and release.
 pub fn call_build_protocol(
     func: unsafe extern "C" fn(

@@ -163,6 +163,25 @@ pub struct reactor_listen_options_t {
     pub mode: u32,
 }
 
+/// Options of `reactor_connect_tcp` / `_unix`. Fill with `reactor_connect_options_init` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct reactor_connect_options_t {
+    pub struct_size: u32,
+    /// The whole attempt, name resolution included; default 30; 0 = none.
+    pub timeout_s: f64,
+    /// TCP: the local address to bind (Twisted's bindAddress), an IP literal; NULL = any.
+    pub bind_host: *const c_char,
+    pub bind_port: u16,
+}
+
+/// `reactor_connector_state`: no attempt and no connection.
+pub const REACTOR_CONNECTOR_DISCONNECTED: c_int = 0;
+/// `reactor_connector_state`: an attempt is in progress.
+pub const REACTOR_CONNECTOR_CONNECTING: c_int = 1;
+/// `reactor_connector_state`: connected.
+pub const REACTOR_CONNECTOR_CONNECTED: c_int = 2;
+
 /// Address families of `reactor_address_t` (`REACTOR_FAMILY_*`).
 pub const REACTOR_FAMILY_INET: u32 = 1;
 pub const REACTOR_FAMILY_INET6: u32 = 2;

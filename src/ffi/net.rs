@@ -656,3 +656,281 @@ pub extern "C" fn reactor_transport_fileno(t: *const reactor_transport_t) -> c_i
         on_transport(t, |_, transport| Ok(transport.fileno())).unwrap_or(-1)
     })
 }
+
+// ----- client connectors (API.md §6.3) ---------------------------------------------------------
+
+use crate::net::connect::{self, ConnectSpec, Connector, Destination};
+
+fn default_connect_options() -> reactor_connect_options_t {
+    reactor_connect_options_t {
+        struct_size: std::mem::size_of::<reactor_connect_options_t>() as u32,
+        timeout_s: 30.0,
+        bind_host: std::ptr::null(),
+        bind_port: 0,
+    }
+}
+
+/// Fills `o` with the defaults: timeout 30 s, no local address. NULL is ignored.
+///
+/// Thread-safety: any thread.
+///
+/// # Safety
+/// `o` is NULL or points to a writable `reactor_connect_options_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_connect_options_init(o: *mut reactor_connect_options_t) {
+    // SAFETY: NULL or writable (the caller's contract).
+    unsafe { super::write_out(o, default_connect_options()) }
+}
+
+/// The connect options (NULL = defaults; versioned struct rules): the timeout (finite, >= 0, else
+/// `REACTOR_E_INVALID`) and the TCP local address (an IP literal, else
+/// `REACTOR_E_INVALID_ADDRESS`).
+///
+/// # Safety
+/// `o` is NULL or points to `struct_size` readable bytes, its `bind_host` NULL or NUL-terminated.
+unsafe fn read_connect_options(
+    o: *const reactor_connect_options_t,
+) -> Result<(f64, Option<std::net::SocketAddr>)> {
+    let options = if o.is_null() {
+        default_connect_options()
+    } else {
+        // SAFETY: readable for its struct_size (the caller's contract).
+        unsafe { check_struct_size(o) }?;
+        // SAFETY: checked above.
+        unsafe { o.read_unaligned() }
+    };
+    if !options.timeout_s.is_finite() || options.timeout_s < 0.0 {
+        return Err(Error::Invalid);
+    }
+    let bind = if options.bind_host.is_null() {
+        (options.bind_port != 0).then(|| {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, options.bind_port))
+        })
+    } else {
+        // SAFETY: NUL-terminated (the caller's contract).
+        let host = unsafe { c_text(options.bind_host) }.map_err(|_| Error::InvalidAddress)?;
+        let (ip, scope) =
+            crate::net::address::parse_ip_literal(host).ok_or(Error::InvalidAddress)?;
+        Some(match ip {
+            std::net::IpAddr::V4(v4) => std::net::SocketAddr::from((v4, options.bind_port)),
+            std::net::IpAddr::V6(v6) => std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                v6,
+                options.bind_port,
+                0,
+                scope,
+            )),
+        })
+    };
+    Ok((options.timeout_s, bind))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_connector(
+    reactor: &Reactor,
+    destination: Destination,
+    timeout: f64,
+    bind: Option<std::net::SocketAddr>,
+    protocol: reactor_protocol_t,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_connector_t,
+) -> Result<()> {
+    let spec = ConnectSpec {
+        destination,
+        timeout,
+        bind,
+        protocol,
+    };
+    let handle = Connector::start(reactor, spec, !out.is_null(), || UserData::new(ud, release))?;
+    // SAFETY: NULL or writable (the caller's contract).
+    unsafe { super::write_out(out, handle) };
+    Ok(())
+}
+
+/// Connects to `host` (an IP literal or a name, resolved on the thread pool) and `port` over TCP,
+/// trying the addresses in order within `opts->timeout_s`. Never calls back inside the call:
+/// `connection_made` (success) or `connection_failed` (`REACTOR_E_CONNECTION_REFUSED`,
+/// `REACTOR_E_TIMEOUT`, `REACTOR_E_DNS`, `REACTOR_E_CANCELLED`, `REACTOR_E_OS(errno)`) comes on a
+/// later pass. The connector owns `ud`: `release(ud)` runs once no attempt or connection is in
+/// progress and the host holds no connector handle (`out` NULL: none; else until
+/// `reactor_connector_release`). Errors: NULL `host` or `proto`, bad struct sizes →
+/// `REACTOR_E_INVALID`; port 0 or a bad `bind_host` → `REACTOR_E_INVALID_ADDRESS`; after a run that
+/// ended with stop → `REACTOR_E_CLOSED`. On error `ud` stays the caller's.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `host` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs;
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn reactor_connect_tcp(
+    r: *mut reactor_t,
+    host: *const c_char,
+    port: u16,
+    opts: *const reactor_connect_options_t,
+    proto: *const reactor_protocol_t,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_connector_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        // SAFETY: the caller's contract for each pointer.
+        let host = unsafe { c_text(host) }?;
+        // SAFETY: as above.
+        let protocol = unsafe { read_protocol(proto) }?;
+        // SAFETY: as above.
+        let (timeout, bind) = unsafe { read_connect_options(opts) }?;
+        if host.is_empty() {
+            return Err(Error::Invalid);
+        }
+        if port == 0 {
+            return Err(Error::InvalidAddress);
+        }
+        let destination = Destination::Tcp {
+            host: host.to_string(),
+            port,
+        };
+        start_connector(
+            reactor,
+            destination,
+            timeout,
+            bind,
+            protocol,
+            ud,
+            release,
+            out,
+        )
+    })
+}
+
+/// Connects to the UNIX socket `path` ("@name": a Linux abstract name); otherwise as
+/// `reactor_connect_tcp` (a path longer than `sun_path` → `REACTOR_E_INVALID_ADDRESS`; a missing
+/// socket fails with `REACTOR_E_OS(ENOENT)` or `REACTOR_E_CONNECTION_REFUSED` on a later pass).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs; `out`
+/// is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_connect_unix(
+    r: *mut reactor_t,
+    path: *const c_char,
+    opts: *const reactor_connect_options_t,
+    proto: *const reactor_protocol_t,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_connector_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        // SAFETY: the caller's contract for each pointer.
+        let path = unsafe { c_text(path) }?;
+        // SAFETY: as above.
+        let protocol = unsafe { read_protocol(proto) }?;
+        // SAFETY: as above.
+        let (timeout, _) = unsafe { read_connect_options(opts) }?;
+        crate::net::address::unix_sock_addr(path)?;
+        let destination = Destination::Unix {
+            path: path.to_string(),
+        };
+        start_connector(
+            reactor,
+            destination,
+            timeout,
+            None,
+            protocol,
+            ud,
+            release,
+            out,
+        )
+    })
+}
+
+/// Runs `body` on a connector the host holds, on its reactor's thread.
+fn on_connector<T>(
+    c: *const reactor_connector_t,
+    body: impl FnOnce(&Reactor, &Rc<Connector>) -> Result<T>,
+) -> Result<T> {
+    let (r, id) = connect::lookup(c.cast()).ok_or(Error::Invalid)?;
+    owner_result(r as *const reactor_t, |reactor| {
+        let connector = reactor.net.borrow().connector(id).ok_or(Error::Invalid)?;
+        body(reactor, &connector)
+    })
+}
+
+/// `REACTOR_CONNECTOR_DISCONNECTED`, `_CONNECTING` or `_CONNECTED`, or a status (bad handle, wrong
+/// thread).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_connector_state(c: *const reactor_connector_t) -> c_int {
+    guarded_value(Error::Internal.code(), || {
+        on_connector(c, |_, connector| Ok(connector.state())).unwrap_or_else(|e| e.code())
+    })
+}
+
+/// Stops an attempt in progress: `connection_failed(REACTOR_E_CANCELLED)` on a later pass. No attempt
+/// in progress → `REACTOR_E_ALREADY_CALLED`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_connector_stop_connecting(c: *mut reactor_connector_t) -> c_int {
+    to_status(on_connector(c, |reactor, connector| {
+        connector.stop_connecting(reactor)
+    }))
+}
+
+/// Stops a connecting attempt or loses the connection (`lose_connection`); idle: nothing.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_connector_disconnect(c: *mut reactor_connector_t) -> c_int {
+    to_status(on_connector(c, |reactor, connector| {
+        connector.disconnect(reactor)
+    }))
+}
+
+/// Starts a new attempt with the same destination, options, protocol and `ud`, once the previous
+/// one has ended (also from inside `connection_failed` / `connection_lost`: that is how a host
+/// reconnects). An attempt or connection in progress → `REACTOR_E_BUSY`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_connector_connect(c: *mut reactor_connector_t) -> c_int {
+    to_status(on_connector(c, |reactor, connector| {
+        connector.connect_again(reactor)
+    }))
+}
+
+/// The destination as it was given (a name stays a name; for TCP the family says whether the host
+/// text has a ':') and its port.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_connector_get_destination(
+    c: *const reactor_connector_t,
+    out: *mut reactor_address_t,
+) -> c_int {
+    to_status(on_connector(c, |_, connector| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, connector.destination()) };
+        Ok(())
+    }))
+}
+
+/// Gives up the host's connector handle (not usable afterwards); the attempt or connection goes on.
+/// The connector's release runs once nothing is in progress: inside this call on the reactor thread,
+/// on a later pass when called from another thread. NULL and stale handles are ignored.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_connector_release(c: *mut reactor_connector_t) {
+    guarded_value((), || connect::release_handle(c.cast()))
+}

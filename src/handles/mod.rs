@@ -46,6 +46,8 @@ pub type ThreadPoolTable<T> =
 pub type PortTable<T> = HandleTable<T, { PORT.index_bits }, { PORT.generation_bits }>;
 pub type TransportTable<T> =
     HandleTable<T, { TRANSPORT.index_bits }, { TRANSPORT.generation_bits }>;
+pub type ConnectorTable<T> =
+    HandleTable<T, { CONNECTOR.index_bits }, { CONNECTOR.generation_bits }>;
 
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
@@ -112,8 +114,14 @@ pub(crate) const TRANSPORT: Kind = Kind {
     generation_bits: 8,
 };
 
+/// Client connectors (held by the host until released): 262 144 at once.
+pub(crate) const CONNECTOR: Kind = Kind {
+    index_bits: 18,
+    generation_bits: 8,
+};
+
 /// Every kind the library has; their address space must fit the budget.
-pub(crate) const ALL_KINDS: [Kind; 7] = [
+pub(crate) const ALL_KINDS: [Kind; 8] = [
     REACTOR,
     DELAYED_CALL,
     ASYNC,
@@ -121,6 +129,7 @@ pub(crate) const ALL_KINDS: [Kind; 7] = [
     THREADPOOL,
     PORT,
     TRANSPORT,
+    CONNECTOR,
 ];
 
 /// All handle kinds together reserve at most this much address space.

@@ -6,7 +6,7 @@ use crate::callback::UserData;
 use crate::reactor::{Reactor, ReactorTask, ThreadCall};
 use std::os::raw::c_int;
 
-pub enum Later {
+pub(crate) enum Later {
     /// Deliver `connection_made`.
     ConnectionMade(usize),
     /// End the connection with the reason then recorded on the transport.
@@ -16,6 +16,10 @@ pub enum Later {
     CloseWrite(usize),
     /// A stopped port's release.
     Release(UserData),
+    /// A connector's attempt ended: `connection_failed(reason)`.
+    ConnectionFailed(u64, c_int),
+    /// The host released its connector handle from another thread.
+    ConnectorReleased(u64),
 }
 
 impl ReactorTask for Later {
@@ -39,6 +43,8 @@ impl ReactorTask for Later {
                 }
             }
             Later::Release(data) => reactor.retire(data),
+            Later::ConnectionFailed(id, reason) => reactor.connector_failed(id, reason),
+            Later::ConnectorReleased(id) => reactor.connector_released(id),
         }
     }
 }

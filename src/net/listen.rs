@@ -272,7 +272,7 @@ impl Port {
             None => (port_ud, None),
         };
         let data = UserData::new(conn_ud, conn_release);
-        if let Err(e) = Transport::open(reactor, conn, self.spec.protocol, data) {
+        if let Err(e) = Transport::open(reactor, conn, self.spec.protocol, data, None) {
             reactor.log(
                 REACTOR_LOG_ERROR,
                 &format!("an accepted connection could not be set up: {e:?}"),

@@ -8,8 +8,9 @@
 //! call finds the reactor, claims it (reactor thread only), then looks the object up by its handle.
 
 pub mod address;
+pub mod connect;
 mod handles;
-mod later;
+pub(crate) mod later;
 pub mod listen;
 pub mod resolve;
 pub mod stream;
@@ -27,6 +28,8 @@ use std::rc::Rc;
 pub struct Net {
     ports: HashMap<usize, Rc<listen::Port>>,
     transports: HashMap<usize, Rc<stream::Transport>>,
+    pub(crate) connectors: HashMap<u64, Rc<connect::Connector>>,
+    next_connector: u64,
     /// Given up to accept (and close) one peer when the process is out of fds.
     spare_fd: Option<OwnedFd>,
     /// Scratch space for reads, lent to one read at a time.
@@ -42,11 +45,28 @@ impl Net {
         self.transports.get(&handle).cloned()
     }
 
-    /// Every object, for `reactor_free` (closed and released when the last reference drops).
-    pub fn take_all(&mut self) -> (Vec<Rc<listen::Port>>, Vec<Rc<stream::Transport>>) {
-        (
-            self.ports.drain().map(|(_, p)| p).collect(),
-            self.transports.drain().map(|(_, t)| t).collect(),
-        )
+    pub fn connector(&self, id: u64) -> Option<Rc<connect::Connector>> {
+        self.connectors.get(&id).cloned()
     }
+
+    fn next_connector_id(&mut self) -> u64 {
+        self.next_connector += 1;
+        self.next_connector
+    }
+
+    /// Every object, for `reactor_free` (closed and released when the last reference drops).
+    pub fn take_all(&mut self) -> Everything {
+        Everything {
+            _ports: self.ports.drain().map(|(_, p)| p).collect(),
+            _transports: self.transports.drain().map(|(_, t)| t).collect(),
+            _connectors: self.connectors.drain().map(|(_, c)| c).collect(),
+        }
+    }
+}
+
+/// What `Net::take_all` hands over, to be dropped outside the reactor's borrows.
+pub struct Everything {
+    _ports: Vec<Rc<listen::Port>>,
+    _transports: Vec<Rc<stream::Transport>>,
+    _connectors: Vec<Rc<connect::Connector>>,
 }

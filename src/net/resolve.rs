@@ -24,14 +24,15 @@ pub struct Resolves {
     pending: BTreeMap<u64, Pending>,
 }
 
-struct Pending {
-    cb: ResolveFn,
-    data: UserData,
+/// Who waits for an answer: the host's callback, or a connector of the library.
+enum Pending {
+    Host { cb: ResolveFn, data: UserData },
+    Connector(u64),
 }
 
 /// What a lookup found: addresses (at least one), or the failure to report.
-enum Outcome {
-    Found(Vec<reactor_address_t>),
+pub enum Outcome {
+    Found(Vec<SocketAddr>),
     Failed(Error),
 }
 
@@ -56,7 +57,7 @@ fn outcome(found: impl IntoIterator<Item = SocketAddr>, family: u32) -> Outcome 
     if addrs.is_empty() {
         Outcome::Failed(Error::Dns)
     } else {
-        Outcome::Found(addrs.iter().map(address::from_socket_addr).collect())
+        Outcome::Found(addrs)
     }
 }
 
@@ -102,17 +103,30 @@ impl ReactorTask for Answer {
         let Some(pending) = reactor.resolves.borrow_mut().pending.remove(&self.id) else {
             return; // cancelled by shutdown meanwhile
         };
-        let (status, addrs) = match &self.outcome {
-            Outcome::Found(addrs) => (reactor_status_t::REACTOR_OK as c_int, addrs.as_slice()),
-            Outcome::Failed(error) => (error.code(), &[][..]),
-        };
-        finish(reactor, pending, status, addrs);
+        match pending {
+            Pending::Connector(id) => reactor.connector_resolved(id, self.outcome),
+            Pending::Host { cb, data } => {
+                let (status, addrs) = match &self.outcome {
+                    Outcome::Found(found) => (
+                        reactor_status_t::REACTOR_OK as c_int,
+                        found.iter().map(address::from_socket_addr).collect(),
+                    ),
+                    Outcome::Failed(error) => (error.code(), Vec::new()),
+                };
+                finish(reactor, cb, data, status, &addrs);
+            }
+        }
     }
 }
 
 /// Calls back with the result, then releases the user data (after the callback, outside any borrow).
-fn finish(reactor: &Reactor, pending: Pending, status: c_int, addrs: &[reactor_address_t]) {
-    let Pending { cb, data } = pending;
+fn finish(
+    reactor: &Reactor,
+    cb: ResolveFn,
+    data: UserData,
+    status: c_int,
+    addrs: &[reactor_address_t],
+) {
     reactor.invoke(|| call_resolve(cb, reactor.handle(), status, addrs, data.ptr()));
     reactor.retire(data);
 }
@@ -131,6 +145,32 @@ impl Reactor {
         if host.is_empty() || !matches!(family, 0 | REACTOR_FAMILY_INET | REACTOR_FAMILY_INET6) {
             return Err(Error::Invalid);
         }
+        let id = self.start_resolve(host, port, family)?;
+        let data = make_data();
+        self.resolves
+            .borrow_mut()
+            .pending
+            .insert(id, Pending::Host { cb, data });
+        Ok(())
+    }
+
+    /// A name lookup for a connector: the answer goes to `connector_resolved`.
+    pub(crate) fn resolve_for_connector(
+        &self,
+        host: &str,
+        port: u16,
+        connector: u64,
+    ) -> Result<()> {
+        let id = self.start_resolve(host, port, 0)?;
+        self.resolves
+            .borrow_mut()
+            .pending
+            .insert(id, Pending::Connector(connector));
+        Ok(())
+    }
+
+    /// Starts a request (the caller records who waits for it under the returned id).
+    fn start_resolve(&self, host: &str, port: u16, family: u32) -> Result<u64> {
         let id = {
             let mut resolves = self.resolves.borrow_mut();
             resolves.next_id += 1;
@@ -165,21 +205,25 @@ impl Reactor {
                 }
             }
         }
-        self.resolves.borrow_mut().pending.insert(
-            id,
-            Pending {
-                cb,
-                data: make_data(),
-            },
-        );
-        Ok(())
+        Ok(id)
+    }
+
+    /// Forgets a connector's lookup (it was cancelled or timed out): its answer will call nothing.
+    pub(crate) fn drop_connector_resolve(&self, connector: u64) {
+        self.resolves
+            .borrow_mut()
+            .pending
+            .retain(|_, p| !matches!(p, Pending::Connector(c) if *c == connector));
     }
 
     /// The DURING phase of "shutdown": every pending resolve gets `REACTOR_E_CANCELLED`, oldest first.
     pub(crate) fn cancel_resolves(&self) {
         let pending = std::mem::take(&mut self.resolves.borrow_mut().pending);
         for (_, request) in pending {
-            finish(self, request, Error::Cancelled.code(), &[]);
+            // Connectors cancel their own attempts in the same shutdown step.
+            if let Pending::Host { cb, data } = request {
+                finish(self, cb, data, Error::Cancelled.code(), &[]);
+            }
         }
     }
 
@@ -199,13 +243,12 @@ mod tests {
         let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, 7));
         let v6: SocketAddr = "[::1]:7".parse().unwrap();
         match outcome([v4, v6, v4], 0) {
-            Outcome::Found(addrs) => assert_eq!(addrs.len(), 2),
+            Outcome::Found(addrs) => assert_eq!(addrs, vec![v4, v6]),
             Outcome::Failed(_) => panic!("found"),
         }
         match outcome([v4, v6], REACTOR_FAMILY_INET6) {
             Outcome::Found(addrs) => {
-                assert_eq!(addrs.len(), 1);
-                assert_eq!(addrs[0].family, REACTOR_FAMILY_INET6);
+                assert_eq!(addrs, vec![v6]);
             }
             Outcome::Failed(_) => panic!("found"),
         }

@@ -63,6 +63,8 @@ pub struct Transport {
     token: Cell<Option<Token>>,
     protocol: reactor_protocol_t,
     data: RefCell<Option<UserData>>,
+    /// A client connection: the connector that made it owns the user data and hears of the end.
+    connector: Option<u64>,
     unix: bool,
     state: RefCell<State>,
 }
@@ -70,12 +72,13 @@ pub struct Transport {
 impl Transport {
     /// Wraps a connected socket: registered for reading, reachable by handle, `connection_made` on
     /// the next pass. `data` is the protocol's user data (released after `connection_lost`, or here
-    /// if the transport cannot be made).
+    /// if the transport cannot be made); `connector` made it (client side).
     pub fn open(
         reactor: &Reactor,
         fd: OwnedFd,
         protocol: reactor_protocol_t,
         data: UserData,
+        connector: Option<u64>,
     ) -> Result<usize> {
         let unix = sys::socket_domain(sys::raw(&fd)) == Ok(libc::AF_UNIX);
         let handle = handles::new_transport(reactor.handle() as usize)?;
@@ -85,6 +88,7 @@ impl Transport {
             token: Cell::new(None),
             protocol,
             data: RefCell::new(None),
+            connector,
             unix,
             state: RefCell::new(State {
                 high: DEFAULT_HIGH,
@@ -181,6 +185,9 @@ impl Transport {
         let data = self.data.borrow_mut().take();
         if let Some(data) = data {
             reactor.retire(data);
+        }
+        if let Some(connector) = self.connector {
+            reactor.connector_transport_ended(connector);
         }
     }
 

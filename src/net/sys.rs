@@ -190,6 +190,14 @@ pub fn bind(fd: RawFd, addr: &SockAddr) -> Result<(), Errno> {
         .map(drop)
 }
 
+/// A non-blocking connect: `Err(EINPROGRESS)` while it goes on.
+pub fn connect(fd: RawFd, addr: &SockAddr) -> Result<(), Errno> {
+    let (storage, len) = addr.to_raw();
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    check(unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })
+        .map(drop)
+}
+
 pub fn listen(fd: RawFd, backlog: c_int) -> Result<(), Errno> {
     // SAFETY: plain system call.
     check(unsafe { libc::listen(fd, backlog) }).map(drop)

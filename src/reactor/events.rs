@@ -272,6 +272,7 @@ impl Reactor {
             b"shutdown" => {
                 self.update_run(|run| run.started = false);
                 self.shutdown_sources();
+                self.shutdown_connectors();
                 self.cancel_resolves();
                 // Stop and join the thread pool, so every worker is gone before `run` returns. Fired
                 // by hand outside `run`, the pool reopens on the next job.
