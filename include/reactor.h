@@ -398,6 +398,17 @@ typedef struct reactor_connect_options {
 } reactor_connect_options_t;
 
 /*
+ A producer feeding a transport (Twisted's IPushProducer / IPullProducer). Every callback may be
+ NULL.
+ */
+typedef struct reactor_producer {
+  uint32_t struct_size;
+  void (*pause_producing)(struct reactor_transport *t, void *ud);
+  void (*resume_producing)(struct reactor_transport *t, void *ud);
+  void (*stop_producing)(struct reactor_transport *t, void *ud);
+} reactor_producer_t;
+
+/*
  A thread-pool job: runs on a pool thread; the user data's release runs after it, on the same thread.
  */
 typedef void (*reactor_work_fn)(void *user_data);
@@ -1147,6 +1158,88 @@ int reactor_connector_get_destination(const struct reactor_connector *c,
  Thread-safety: any thread.
  */
 void reactor_connector_release(struct reactor_connector *c);
+
+/*
+ Sends the caller's buffer without copying it; `release(ud)` runs once the library no longer needs
+ it (sent, or the connection ended), on a later pass or event, never inside this call. `len` 0 →
+ OK (released on the next pass). NULL `data` with `len` > 0 → `REACTOR_E_INVALID`; after
+ `lose_connection`, `lose_write_connection` or the end → `REACTOR_E_CLOSED`, and the buffer stays
+ the caller's (no release).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `data` points to `len` readable bytes that stay valid and unchanged until `release(ud)` runs.
+ */
+int reactor_transport_write_zerocopy(struct reactor_transport *t,
+                                     const void *data,
+                                     size_t len,
+                                     reactor_release_fn release,
+                                     void *ud);
+
+/*
+ Registers a producer (IConsumer). `streaming` 1 (push): `pause_producing` once the buffered bytes
+ go above the high mark (possibly inside a write), `resume_producing` when they fall to the low
+ mark. `streaming` 0 (pull): `resume_producing` on a later pass and each time the buffer drains to
+ the low mark; never paused. At the end of the connection: `stop_producing`, then `release(ud)`
+ (before `connection_lost`). A registered producer holds `lose_connection` until it is
+ unregistered. A second one → `REACTOR_E_BUSY`; a closing or closed transport → `REACTOR_E_CLOSED`;
+ NULL `p` or a bad struct size → `REACTOR_E_INVALID` (`ud` stays the caller's on error).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `p` is NULL or points to `struct_size` readable bytes.
+ */
+int reactor_transport_register_producer(struct reactor_transport *t,
+                                        const struct reactor_producer *p,
+                                        int streaming,
+                                        void *ud,
+                                        reactor_release_fn release);
+
+/*
+ Unregisters the producer (its release runs after the current callback); a `lose_connection` that
+ waited for it goes on. None registered → `REACTOR_E_NOT_FOUND`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_unregister_producer(struct reactor_transport *t);
+
+/*
+ Makes a port of the host's listening socket `fd` (a stream socket of family INET, INET6 or UNIX,
+ listening; else `REACTOR_E_UNSUPPORTED`). The library duplicates the fd, so the caller keeps (and
+ may close) its own; stopping the port closes the library's copy without `shutdown()`, so other
+ holders keep working. Otherwise as `reactor_listen_tcp`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `proto` is NULL or a readable versioned struct; `out` is NULL or writable.
+ */
+int reactor_adopt_stream_port(struct reactor *r,
+                              int fd,
+                              const struct reactor_protocol *proto,
+                              reactor_build_protocol_fn build,
+                              void *ud,
+                              reactor_release_fn release,
+                              struct reactor_port **out);
+
+/*
+ Makes a transport of the host's connected socket `fd` (a stream socket of family INET, INET6 or
+ UNIX; else `REACTOR_E_UNSUPPORTED`); the library duplicates the fd. `connection_made` comes on a
+ later pass; `release(ud)` after `connection_lost`. `out` may be NULL.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `proto` is NULL or a readable versioned struct; `out` is NULL or writable.
+ */
+int reactor_adopt_stream_connection(struct reactor *r,
+                                    int fd,
+                                    const struct reactor_protocol *proto,
+                                    void *ud,
+                                    reactor_release_fn release,
+                                    struct reactor_transport **out);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else

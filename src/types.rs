@@ -132,6 +132,18 @@ pub struct reactor_protocol_t {
         Option<unsafe extern "C" fn(t: *mut reactor_transport_t, fd: c_int, ud: *mut c_void)>,
 }
 
+/// A producer feeding a transport (Twisted's IPushProducer / IPullProducer). Every callback may be
+/// NULL.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_producer_t {
+    pub struct_size: u32,
+    pub pause_producing: Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+    pub resume_producing:
+        Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+    pub stop_producing: Option<unsafe extern "C" fn(t: *mut reactor_transport_t, ud: *mut c_void)>,
+}
+
 /// Server side: called for each accepted connection, before `connection_made`. `*conn_ud` starts as
 /// the port's ud and `*conn_release` as NULL; return `REACTOR_OK` to accept, a negative status to
 /// refuse (the socket is then closed cleanly).

@@ -934,3 +934,170 @@ pub unsafe extern "C" fn reactor_connector_get_destination(
 pub extern "C" fn reactor_connector_release(c: *mut reactor_connector_t) {
     guarded_value((), || connect::release_handle(c.cast()))
 }
+
+// ----- producers, zero-copy writes, adopted sockets (API.md §6.3, §6.4) -----------------------
+
+/// Sends the caller's buffer without copying it; `release(ud)` runs once the library no longer needs
+/// it (sent, or the connection ended), on a later pass or event, never inside this call. `len` 0 →
+/// OK (released on the next pass). NULL `data` with `len` > 0 → `REACTOR_E_INVALID`; after
+/// `lose_connection`, `lose_write_connection` or the end → `REACTOR_E_CLOSED`, and the buffer stays
+/// the caller's (no release).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `data` points to `len` readable bytes that stay valid and unchanged until `release(ud)` runs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_write_zerocopy(
+    t: *mut reactor_transport_t,
+    data: *const c_void,
+    len: usize,
+    release: reactor_release_fn,
+    ud: *mut c_void,
+) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        if data.is_null() && len > 0 {
+            return Err(Error::Invalid);
+        }
+        let ptr = if len == 0 {
+            std::ptr::NonNull::<u8>::dangling().as_ptr().cast_const()
+        } else {
+            data.cast::<u8>()
+        };
+        // SAFETY: the caller's contract (readable and stable until the release runs).
+        unsafe { transport.write_zerocopy(reactor, ptr, len, || UserData::new(ud, release)) }
+    }))
+}
+
+/// Registers a producer (IConsumer). `streaming` 1 (push): `pause_producing` once the buffered bytes
+/// go above the high mark (possibly inside a write), `resume_producing` when they fall to the low
+/// mark. `streaming` 0 (pull): `resume_producing` on a later pass and each time the buffer drains to
+/// the low mark; never paused. At the end of the connection: `stop_producing`, then `release(ud)`
+/// (before `connection_lost`). A registered producer holds `lose_connection` until it is
+/// unregistered. A second one → `REACTOR_E_BUSY`; a closing or closed transport → `REACTOR_E_CLOSED`;
+/// NULL `p` or a bad struct size → `REACTOR_E_INVALID` (`ud` stays the caller's on error).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `p` is NULL or points to `struct_size` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_transport_register_producer(
+    t: *mut reactor_transport_t,
+    p: *const reactor_producer_t,
+    streaming: c_int,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        if p.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: readable for its struct_size (the caller's contract).
+        unsafe { check_struct_size(p) }?;
+        // SAFETY: checked above.
+        let callbacks = unsafe { p.read_unaligned() };
+        transport.register_producer(reactor, callbacks, streaming != 0, || {
+            UserData::new(ud, release)
+        })
+    }))
+}
+
+/// Unregisters the producer (its release runs after the current callback); a `lose_connection` that
+/// waited for it goes on. None registered → `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_unregister_producer(t: *mut reactor_transport_t) -> c_int {
+    to_status(on_transport(t, |reactor, transport| {
+        transport.unregister_producer(reactor)
+    }))
+}
+
+/// A duplicate (close-on-exec, non-blocking) of the host's socket `fd`, which must be a stream socket
+/// of family INET, INET6 or UNIX (`listening` says which state it must be in); else
+/// `REACTOR_E_UNSUPPORTED` (`REACTOR_E_INVALID` for a negative or closed fd).
+fn adopt_fd(fd: c_int, listening: bool) -> Result<std::os::fd::OwnedFd> {
+    if fd < 0 {
+        return Err(Error::Invalid);
+    }
+    let domain = crate::net::sys::socket_domain(fd).map_err(|e| match e {
+        libc::EBADF => Error::Invalid,
+        _ => Error::Unsupported,
+    })?;
+    if !matches!(domain, libc::AF_INET | libc::AF_INET6 | libc::AF_UNIX) {
+        return Err(Error::Unsupported);
+    }
+    let stream = crate::net::sys::get_int_option(fd, libc::SOL_SOCKET, libc::SO_TYPE)
+        .map_err(|_| Error::Unsupported)?;
+    let accepting = crate::net::sys::get_int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)
+        .map_err(|_| Error::Unsupported)?;
+    if stream != libc::SOCK_STREAM || (accepting != 0) != listening {
+        return Err(Error::Unsupported);
+    }
+    crate::net::sys::duplicate_nonblocking(fd).map_err(Error::Os)
+}
+
+/// Makes a port of the host's listening socket `fd` (a stream socket of family INET, INET6 or UNIX,
+/// listening; else `REACTOR_E_UNSUPPORTED`). The library duplicates the fd, so the caller keeps (and
+/// may close) its own; stopping the port closes the library's copy without `shutdown()`, so other
+/// holders keep working. Otherwise as `reactor_listen_tcp`.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `proto` is NULL or a readable versioned struct; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn reactor_adopt_stream_port(
+    r: *mut reactor_t,
+    fd: c_int,
+    proto: *const reactor_protocol_t,
+    build: reactor_build_protocol_fn,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_port_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the caller's contract.
+        let protocol = unsafe { read_protocol(proto) }?;
+        let copy = adopt_fd(fd, true)?;
+        open_port(reactor, copy, None, protocol, build, ud, release, out)
+    })
+}
+
+/// Makes a transport of the host's connected socket `fd` (a stream socket of family INET, INET6 or
+/// UNIX; else `REACTOR_E_UNSUPPORTED`); the library duplicates the fd. `connection_made` comes on a
+/// later pass; `release(ud)` after `connection_lost`. `out` may be NULL.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `proto` is NULL or a readable versioned struct; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_adopt_stream_connection(
+    r: *mut reactor_t,
+    fd: c_int,
+    proto: *const reactor_protocol_t,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+    out: *mut *mut reactor_transport_t,
+) -> c_int {
+    on_owner(r, |reactor| {
+        // SAFETY: the caller's contract.
+        let protocol = unsafe { read_protocol(proto) }?;
+        let copy = adopt_fd(fd, false)?;
+        let data = || UserData::new(ud, release);
+        match Transport::open(reactor, copy, protocol, data, None) {
+            Ok(handle) => {
+                // SAFETY: NULL or writable (the caller's contract).
+                unsafe { super::write_out(out, handle as *mut reactor_transport_t) };
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    })
+}

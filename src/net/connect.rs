@@ -315,7 +315,8 @@ impl Connector {
 
     fn connected(self: &Rc<Self>, reactor: &Reactor, fd: OwnedFd) {
         self.disarm_timer(reactor);
-        let data = UserData::new(self.ud(), None);
+        let ud = self.ud();
+        let data = move || UserData::new(ud, None);
         match Transport::open(reactor, fd, self.spec.protocol, data, Some(self.id)) {
             Ok(transport) => *self.attempt.borrow_mut() = Attempt::Connected { transport },
             Err(e) => self.fail(reactor, e),

@@ -14,6 +14,8 @@ pub(crate) enum Later {
     /// The write side was asked to close and the buffer is empty: shut it down, then
     /// `write_connection_lost`.
     CloseWrite(usize),
+    /// A pull producer's `resume_producing`.
+    ResumeProducer(usize),
     /// A stopped port's release.
     Release(UserData),
     /// A connector's attempt ended: `connection_failed(reason)`.
@@ -40,6 +42,12 @@ impl ReactorTask for Later {
                 let transport = reactor.net.borrow().transport(handle);
                 if let Some(t) = transport {
                     t.close_write_now(reactor);
+                }
+            }
+            Later::ResumeProducer(handle) => {
+                let transport = reactor.net.borrow().transport(handle);
+                if let Some(t) = transport {
+                    t.resume_pull_producer(reactor);
                 }
             }
             Later::Release(data) => reactor.retire(data),

@@ -271,8 +271,9 @@ impl Port {
             }
             None => (port_ud, None),
         };
+        // Handed over by `build_protocol`: released here if the transport cannot be made.
         let data = UserData::new(conn_ud, conn_release);
-        if let Err(e) = Transport::open(reactor, conn, self.spec.protocol, data, None) {
+        if let Err(e) = Transport::open(reactor, conn, self.spec.protocol, move || data, None) {
             reactor.log(
                 REACTOR_LOG_ERROR,
                 &format!("an accepted connection could not be set up: {e:?}"),

@@ -10,14 +10,14 @@ use super::address;
 use super::handles;
 use super::later::{self, Later};
 use super::sys;
-use super::write_buffer::WriteBuffer;
+use super::write_buffer::{HostBytes, WriteBuffer};
 use crate::backend::{Interest, PollEvent, Token};
 use crate::callback::{UserData, call_connection_lost, call_data_received, call_transport};
 use crate::reactor::{Reactor, Source};
 use crate::status::{Error, Result, os_status, reactor_status_t};
 use crate::types::{
     REACTOR_ERROR, REACTOR_HANGUP, REACTOR_READABLE, REACTOR_WRITABLE, reactor_address_t,
-    reactor_protocol_t, reactor_transport_t,
+    reactor_producer_t, reactor_protocol_t, reactor_transport_t,
 };
 use std::cell::{Cell, RefCell};
 use std::os::fd::{OwnedFd, RawFd};
@@ -55,6 +55,26 @@ struct State {
     parked: bool,
     /// What the backend was last told.
     interest: Interest,
+    producer: Option<Producer>,
+    /// A streaming producer was told to pause.
+    producer_paused: bool,
+    /// A pull producer's `resume_producing` is queued for the next pass.
+    resume_queued: bool,
+}
+
+/// A registered producer (IConsumer): its callbacks, push or pull, and its user data.
+struct Producer {
+    callbacks: reactor_producer_t,
+    streaming: bool,
+    data: UserData,
+}
+
+/// Which producer callback to make.
+#[derive(Clone, Copy)]
+enum ProducerCall {
+    Pause,
+    Resume,
+    Stop,
 }
 
 pub struct Transport {
@@ -71,13 +91,15 @@ pub struct Transport {
 
 impl Transport {
     /// Wraps a connected socket: registered for reading, reachable by handle, `connection_made` on
-    /// the next pass. `data` is the protocol's user data (released after `connection_lost`, or here
-    /// if the transport cannot be made); `connector` made it (client side).
+    /// the next pass. `make_data` builds the protocol's user data (released after `connection_lost`)
+    /// once nothing can fail any more: on error it is not called (so a closure holding data the host
+    /// already handed over drops it, and one that would wrap the caller's data never wraps it).
+    /// `connector` made it (client side).
     pub fn open(
         reactor: &Reactor,
         fd: OwnedFd,
         protocol: reactor_protocol_t,
-        data: UserData,
+        make_data: impl FnOnce() -> UserData,
         connector: Option<u64>,
     ) -> Result<usize> {
         let unix = sys::socket_domain(sys::raw(&fd)) == Ok(libc::AF_UNIX);
@@ -98,24 +120,31 @@ impl Transport {
             }),
         });
         let raw = sys::raw(&fd);
-        match reactor.register_source(raw, Interest::READ, transport.clone()) {
-            Ok(token) => transport.token.set(Some(token)),
+        let token = match reactor.register_source(raw, Interest::READ, transport.clone()) {
+            Ok(token) => token,
             Err(e) => {
                 handles::end_transport(handle);
                 return Err(e);
             }
+        };
+        if let Err(code) = later::queue(reactor, Later::ConnectionMade(handle)) {
+            let _ = reactor.deregister_source(token);
+            handles::end_transport(handle);
+            transport.state.borrow_mut().ended = true;
+            return Err(if code == Error::Internal.code() {
+                Error::Internal
+            } else {
+                Error::Closed
+            });
         }
+        transport.token.set(Some(token));
         *transport.fd.borrow_mut() = Some(fd);
-        *transport.data.borrow_mut() = Some(data);
+        *transport.data.borrow_mut() = Some(make_data());
         reactor
             .net
             .borrow_mut()
             .transports
             .insert(handle, transport.clone());
-        if later::queue(reactor, Later::ConnectionMade(handle)).is_err() {
-            transport.end_now(reactor);
-            return Err(Error::Closed);
-        }
         Ok(handle)
     }
 
@@ -136,6 +165,145 @@ impl Transport {
 
     pub fn fileno(&self) -> c_int {
         self.raw_fd().unwrap_or(-1)
+    }
+
+    /// Runs the releases of lent buffers (outside any borrow of the state).
+    fn hand_back(reactor: &Reactor, lent: Vec<UserData>) {
+        for data in lent {
+            reactor.retire(data);
+        }
+    }
+
+    /// Calls the registered producer (no borrow held).
+    fn call_producer(&self, reactor: &Reactor, which: ProducerCall) {
+        let call = {
+            let st = self.state.borrow();
+            st.producer.as_ref().and_then(|p| {
+                let cb = match which {
+                    ProducerCall::Pause => p.callbacks.pause_producing,
+                    ProducerCall::Resume => p.callbacks.resume_producing,
+                    ProducerCall::Stop => p.callbacks.stop_producing,
+                };
+                cb.map(|cb| (cb, p.data.ptr()))
+            })
+        };
+        if let Some((cb, ud)) = call {
+            reactor.invoke(|| call_transport(cb, self.handle(), ud));
+        }
+    }
+
+    /// After the buffer shrank: a paused push producer resumes at the low mark; a pull producer is
+    /// asked for more.
+    fn producer_after_send(self: &Rc<Self>, reactor: &Reactor) {
+        let resume = {
+            let mut st = self.state.borrow_mut();
+            let at_low = st.out.len() <= st.low;
+            match &st.producer {
+                Some(p) if p.streaming && st.producer_paused && at_low => {
+                    st.producer_paused = false;
+                    true
+                }
+                Some(p) if !p.streaming && at_low => true,
+                _ => false,
+            }
+        };
+        if resume {
+            self.call_producer(reactor, ProducerCall::Resume);
+        }
+    }
+
+    /// After bytes were buffered: a push producer pauses above the high mark (inside the write:
+    /// API.md §6.7's one exception); a pull producer whose write went out at once is asked for more
+    /// on the next pass.
+    fn producer_after_write(self: &Rc<Self>, reactor: &Reactor) {
+        enum Next {
+            Nothing,
+            Pause,
+            QueueResume,
+        }
+        let next = {
+            let mut st = self.state.borrow_mut();
+            let over = st.out.len() > st.high;
+            let empty = st.out.is_empty();
+            match &st.producer {
+                Some(p) if p.streaming && !st.producer_paused && over => {
+                    st.producer_paused = true;
+                    Next::Pause
+                }
+                Some(p) if !p.streaming && empty && !st.resume_queued => {
+                    st.resume_queued = true;
+                    Next::QueueResume
+                }
+                _ => Next::Nothing,
+            }
+        };
+        match next {
+            Next::Pause => self.call_producer(reactor, ProducerCall::Pause),
+            Next::QueueResume => {
+                let _ = later::queue(reactor, Later::ResumeProducer(self.handle));
+            }
+            Next::Nothing => {}
+        }
+    }
+
+    /// A queued pull-producer resume (`Later::ResumeProducer`).
+    pub fn resume_pull_producer(self: &Rc<Self>, reactor: &Reactor) {
+        let wanted = {
+            let mut st = self.state.borrow_mut();
+            st.resume_queued = false;
+            !st.ended && st.producer.as_ref().is_some_and(|p| !p.streaming)
+        };
+        if wanted {
+            self.call_producer(reactor, ProducerCall::Resume);
+        }
+    }
+
+    /// `register_producer`: push (`streaming`) or pull. `make_data` builds the producer's user data
+    /// once it is accepted.
+    pub fn register_producer(
+        self: &Rc<Self>,
+        reactor: &Reactor,
+        callbacks: reactor_producer_t,
+        streaming: bool,
+        make_data: impl FnOnce() -> UserData,
+    ) -> Result<()> {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.producer.is_some() {
+                return Err(Error::Busy);
+            }
+            if st.ended || st.end_reason.is_some() || st.disconnecting || st.write_closed {
+                return Err(Error::Closed);
+            }
+            st.producer = Some(Producer {
+                callbacks,
+                streaming,
+                data: make_data(),
+            });
+            st.producer_paused = false;
+            if !streaming {
+                st.resume_queued = true;
+            }
+        }
+        if !streaming {
+            let _ = later::queue(reactor, Later::ResumeProducer(self.handle));
+        }
+        Ok(())
+    }
+
+    /// `unregister_producer`: its release runs; a pending `lose_connection` may now finish.
+    pub fn unregister_producer(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
+        let (producer, finish_close) = {
+            let mut st = self.state.borrow_mut();
+            let producer = st.producer.take().ok_or(Error::NotFound)?;
+            st.producer_paused = false;
+            (producer, st.disconnecting && st.out.is_empty())
+        };
+        reactor.retire(producer.data);
+        if finish_close {
+            self.end_later(reactor, reactor_status_t::REACTOR_OK as c_int);
+        }
+        Ok(())
     }
 
     // ----- delivering -------------------------------------------------------------------------
@@ -164,7 +332,6 @@ impl Transport {
                 return;
             }
             st.ended = true;
-            st.out.clear();
             (
                 st.made,
                 st.end_reason
@@ -175,6 +342,17 @@ impl Transport {
             let _ = reactor.deregister_source(token);
         }
         drop(self.fd.borrow_mut().take());
+        let lent = self.state.borrow_mut().out.clear();
+        Self::hand_back(reactor, lent);
+        // The producer hears of the end first, then its release runs (Twisted stops the producer
+        // before the protocol's connectionLost).
+        if self.state.borrow().producer.is_some() {
+            self.call_producer(reactor, ProducerCall::Stop);
+            let producer = self.state.borrow_mut().producer.take();
+            if let Some(producer) = producer {
+                reactor.retire(producer.data);
+            }
+        }
         if made && let Some(cb) = self.protocol.connection_lost {
             let ud = self.ud();
             reactor.invoke(|| call_connection_lost(cb, self.handle(), reason, ud));
@@ -316,19 +494,22 @@ impl Transport {
     /// Sends what the socket takes; then finishes a requested close once the buffer is empty.
     fn flush(self: &Rc<Self>, reactor: &Reactor) {
         let Some(fd) = self.raw_fd() else { return };
-        let result = {
+        let (result, lent) = {
             let mut st = self.state.borrow_mut();
             let sent = sys::send_vectored(fd, &st.out.slices());
-            if let Ok(n) = sent {
-                st.out.consume(n);
-            }
-            sent
+            let lent = match sent {
+                Ok(n) => st.out.consume(n),
+                Err(_) => Vec::new(),
+            };
+            (sent, lent)
         };
+        Self::hand_back(reactor, lent);
         match result {
             Ok(_) => {}
             Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
             Err(e) => return self.end_with(reactor, os_status(e)),
         }
+        self.producer_after_send(reactor);
         if self.state.borrow().out.is_empty() {
             self.after_drain(reactor);
         }
@@ -340,7 +521,10 @@ impl Transport {
     fn after_drain(self: &Rc<Self>, reactor: &Reactor) {
         let (disconnecting, closing_write) = {
             let st = self.state.borrow();
-            (st.disconnecting, st.closing_write && !st.write_closed)
+            (
+                st.disconnecting && st.producer.is_none(),
+                st.closing_write && !st.write_closed,
+            )
         };
         if disconnecting {
             self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int);
@@ -418,6 +602,49 @@ impl Transport {
             }
         }
         self.update_interest(reactor);
+        self.producer_after_write(reactor);
+        Ok(())
+    }
+
+    /// `write_zerocopy`: the host's buffer is sent in place and handed back (its release) once sent
+    /// or once the connection ends, always on a later pass or event, never inside this call.
+    ///
+    /// # Safety
+    /// `ptr` points to `len` readable bytes that stay valid and unchanged until the release runs.
+    pub unsafe fn write_zerocopy(
+        self: &Rc<Self>,
+        reactor: &Reactor,
+        ptr: *const u8,
+        len: usize,
+        make_release: impl FnOnce() -> UserData,
+    ) -> Result<()> {
+        self.writable_or_closed()?;
+        let release = make_release();
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { HostBytes::new(ptr, len, release) };
+        let mut skip = 0;
+        if self.state.borrow().out.is_empty()
+            && len > 0
+            && let Some(fd) = self.raw_fd()
+        {
+            match sys::send_vectored(fd, &[bytes.as_slice()]) {
+                Ok(n) => skip = n,
+                Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
+                Err(e) => {
+                    self.end_later(reactor, os_status(e));
+                    let _ = later::queue(reactor, Later::Release(bytes.into_release()));
+                    return Ok(());
+                }
+            }
+        }
+        if skip == len {
+            // All sent (or nothing to send): handed back on the next pass.
+            let _ = later::queue(reactor, Later::Release(bytes.into_release()));
+        } else {
+            self.state.borrow_mut().out.push_lent(bytes, skip);
+            self.update_interest(reactor);
+        }
+        self.producer_after_write(reactor);
         Ok(())
     }
 
@@ -427,7 +654,10 @@ impl Transport {
             let mut st = self.state.borrow_mut();
             let already = st.disconnecting || st.end_reason.is_some();
             st.disconnecting = true;
-            (st.out.is_empty() || st.write_closed, already)
+            (
+                (st.out.is_empty() || st.write_closed) && st.producer.is_none(),
+                already,
+            )
         };
         if already {
             return Ok(());
@@ -442,7 +672,8 @@ impl Transport {
 
     /// `abort_connection`: discard the buffer, reset the peer, `connection_lost(ABORTED)` later.
     pub fn abort_connection(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
-        self.state.borrow_mut().out.clear();
+        let lent = self.state.borrow_mut().out.clear();
+        Self::hand_back(reactor, lent);
         if let Some(fd) = self.raw_fd() {
             let _ = sys::set_linger_zero(fd);
         }

@@ -305,6 +305,19 @@ pub fn socket_domain(fd: RawFd) -> Result<c_int, Errno> {
     get_int_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
 }
 
+/// A close-on-exec, non-blocking duplicate of `fd`.
+pub fn duplicate_nonblocking(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call.
+    let copy = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd that nothing else owns.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    // SAFETY: plain system calls on our own fd.
+    let flags = check(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(copy)
+}
+
 pub fn chmod(path: &[u8], mode: u32) -> Result<(), Errno> {
     let path = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
     // SAFETY: a valid NUL-terminated path.
