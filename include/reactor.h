@@ -24,6 +24,11 @@
 
 
 /*
+ Most fds passed in one message (and received in one read).
+ */
+#define MAX_PASSED_FDS 16
+
+/*
  OS errors are `-(REACTOR_E_OS_BASE + errno)`; see `REACTOR_E_OS(e)` and `reactor_status_from_errno`.
  */
 #define REACTOR_E_OS_BASE 10000
@@ -1240,6 +1245,17 @@ int reactor_adopt_stream_connection(struct reactor *r,
                                     void *ud,
                                     reactor_release_fn release,
                                     struct reactor_transport **out);
+
+/*
+ UNIX transports (IUNIXTransport): queues a duplicate of `fd` to go with the next written bytes (at
+ least one byte must follow each fd; order is kept). The caller keeps its own `fd`. On a TCP
+ transport → `REACTOR_E_UNSUPPORTED`; a bad `fd` → `REACTOR_E_INVALID`; closing or closed →
+ `REACTOR_E_CLOSED`. The receiver gets each fd through `file_descriptor_received` before the bytes
+ it came with (without that callback the library closes it).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_transport_send_file_descriptor(struct reactor_transport *t, int fd);
 
 /*
  Creates a pool of `min_threads..=max_threads` workers (1 <= max <= 1024, min <= max, else

@@ -152,6 +152,17 @@ pub fn call_data_received(
     unsafe { func(transport, data.as_ptr(), data.len(), ud) }
 }
 
+/// Calls `file_descriptor_received` (the fd is the host's from here on).
+pub fn call_fd_received(
+    func: unsafe extern "C" fn(*mut crate::types::reactor_transport_t, c_int, *mut c_void),
+    transport: *mut crate::types::reactor_transport_t,
+    fd: c_int,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer.
+    unsafe { func(transport, fd, ud) }
+}
+
 /// Calls `connection_lost`.
 pub fn call_connection_lost(
     func: unsafe extern "C" fn(*mut crate::types::reactor_transport_t, c_int, *mut c_void),

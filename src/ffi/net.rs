@@ -1101,3 +1101,23 @@ pub unsafe extern "C" fn reactor_adopt_stream_connection(
         }
     })
 }
+
+/// UNIX transports (IUNIXTransport): queues a duplicate of `fd` to go with the next written bytes (at
+/// least one byte must follow each fd; order is kept). The caller keeps its own `fd`. On a TCP
+/// transport → `REACTOR_E_UNSUPPORTED`; a bad `fd` → `REACTOR_E_INVALID`; closing or closed →
+/// `REACTOR_E_CLOSED`. The receiver gets each fd through `file_descriptor_received` before the bytes
+/// it came with (without that callback the library closes it).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_transport_send_file_descriptor(
+    t: *mut reactor_transport_t,
+    fd: c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if fd < 0 {
+            return Err(Error::Invalid);
+        }
+        transport.send_file_descriptor(fd)
+    }))
+}

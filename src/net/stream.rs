@@ -12,7 +12,9 @@ use super::later::{self, Later};
 use super::sys;
 use super::write_buffer::{HostBytes, WriteBuffer};
 use crate::backend::{Interest, PollEvent, Token};
-use crate::callback::{UserData, call_connection_lost, call_data_received, call_transport};
+use crate::callback::{
+    UserData, call_connection_lost, call_data_received, call_fd_received, call_transport,
+};
 use crate::reactor::{Reactor, Source};
 use crate::status::{Error, Result, os_status, reactor_status_t};
 use crate::types::{
@@ -60,6 +62,11 @@ struct State {
     producer_paused: bool,
     /// A pull producer's `resume_producing` is queued for the next pass.
     resume_queued: bool,
+    /// Bytes accepted by writes so far, and bytes handed to the socket so far.
+    written_total: u64,
+    sent_total: u64,
+    /// Fds to pass (UNIX), each with the byte it goes with (the first byte written after it).
+    fds_out: std::collections::VecDeque<(u64, OwnedFd)>,
 }
 
 /// A registered producer (IConsumer): its callbacks, push or pull, and its user data.
@@ -462,7 +469,18 @@ impl Transport {
         let Some(fd) = self.raw_fd() else { return };
         let mut buffer = std::mem::take(&mut reactor.net.borrow_mut().read_buffer);
         buffer.resize(READ_SIZE, 0);
-        let result = sys::recv(fd, &mut buffer);
+        let result = if self.unix {
+            sys::recv_with_fds(fd, &mut buffer)
+        } else {
+            sys::recv(fd, &mut buffer).map(|n| (n, Vec::new()))
+        };
+        let result = match result {
+            Ok((n, fds)) => {
+                self.deliver_fds(reactor, fds);
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok(0) => self.on_fin(reactor),
             Ok(n) => {
@@ -475,6 +493,21 @@ impl Transport {
             Err(e) => self.end_with(reactor, os_status(e)),
         }
         reactor.net.borrow_mut().read_buffer = buffer;
+    }
+
+    /// Passed fds, before the bytes they came with: the host's (`file_descriptor_received`), or closed
+    /// when the protocol has no such callback.
+    fn deliver_fds(self: &Rc<Self>, reactor: &Reactor, fds: Vec<OwnedFd>) {
+        for fd in fds {
+            match self.protocol.file_descriptor_received {
+                Some(cb) if !self.state.borrow().ended => {
+                    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+                    let ud = self.ud();
+                    reactor.invoke(|| call_fd_received(cb, self.handle(), raw, ud));
+                }
+                _ => drop(fd),
+            }
+        }
     }
 
     fn on_fin(self: &Rc<Self>, reactor: &Reactor) {
@@ -496,9 +529,12 @@ impl Transport {
         let Some(fd) = self.raw_fd() else { return };
         let (result, lent) = {
             let mut st = self.state.borrow_mut();
-            let sent = sys::send_vectored(fd, &st.out.slices());
+            let sent = Self::send_buffered(&st, fd);
             let lent = match sent {
-                Ok(n) => st.out.consume(n),
+                Ok(n) => {
+                    Self::sent(&mut st, n);
+                    st.out.consume(n)
+                }
                 Err(_) => Vec::new(),
             };
             (sent, lent)
@@ -514,6 +550,72 @@ impl Transport {
             self.after_drain(reactor);
         }
         self.update_interest(reactor);
+    }
+
+    /// One send of the buffered bytes. With fds to pass: those due at the next byte ride along, and
+    /// the send stops before the byte the next fd is due at.
+    fn send_buffered(st: &State, fd: RawFd) -> std::result::Result<usize, sys::Errno> {
+        let slices = st.out.slices();
+        let Some((first_at, _)) = st.fds_out.front() else {
+            return sys::send_vectored(fd, &slices);
+        };
+        let due: Vec<RawFd> = st
+            .fds_out
+            .iter()
+            .take_while(|(at, _)| *at == st.sent_total)
+            .take(sys::MAX_PASSED_FDS)
+            .map(|(_, f)| sys::raw(f))
+            .collect();
+        let next_at = if due.is_empty() {
+            Some(*first_at)
+        } else {
+            st.fds_out.get(due.len()).map(|(at, _)| *at)
+        };
+        let mut limit = next_at.map_or(usize::MAX, |at| (at - st.sent_total) as usize);
+        if limit == 0 {
+            limit = usize::MAX; // several fds due at one byte beyond one message's worth
+        }
+        let mut cut: Vec<&[u8]> = Vec::with_capacity(slices.len());
+        for s in slices {
+            if limit == 0 {
+                break;
+            }
+            let take = s.len().min(limit);
+            cut.push(&s[..take]);
+            limit -= take;
+        }
+        sys::send_with_fds(fd, &cut, &due)
+    }
+
+    /// Accounts for `n` bytes handed to the socket: fds that went with the first of them are done.
+    fn sent(st: &mut State, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let first = st.sent_total;
+        let mut passed = 0;
+        while passed < sys::MAX_PASSED_FDS && st.fds_out.front().is_some_and(|(at, _)| *at == first)
+        {
+            st.fds_out.pop_front();
+            passed += 1;
+        }
+        st.sent_total += n as u64;
+    }
+
+    /// `send_file_descriptor` (UNIX): a duplicate of `fd` goes with the next byte written.
+    pub fn send_file_descriptor(&self, fd: RawFd) -> Result<()> {
+        if !self.unix {
+            return Err(Error::Unsupported);
+        }
+        self.writable_or_closed()?;
+        let copy = sys::duplicate(fd).map_err(|e| match e {
+            libc::EBADF => Error::Invalid,
+            e => Error::Os(e),
+        })?;
+        let mut st = self.state.borrow_mut();
+        let at = st.written_total;
+        st.fds_out.push_back((at, copy));
+        Ok(())
     }
 
     /// The buffer is empty: a pending `lose_connection` ends the connection, a pending
@@ -581,11 +683,17 @@ impl Transport {
             return Ok(());
         }
         let mut skip = 0;
-        if self.state.borrow().out.is_empty()
-            && let Some(fd) = self.raw_fd()
-        {
+        self.state.borrow_mut().written_total += total as u64;
+        let direct = {
+            let st = self.state.borrow();
+            st.out.is_empty() && st.fds_out.is_empty()
+        };
+        if direct && let Some(fd) = self.raw_fd() {
             match sys::send_vectored(fd, parts) {
-                Ok(n) => skip = n,
+                Ok(n) => {
+                    skip = n;
+                    self.state.borrow_mut().sent_total += n as u64;
+                }
                 Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
                 Err(e) => {
                     self.end_later(reactor, os_status(e));
@@ -623,12 +731,20 @@ impl Transport {
         // SAFETY: the caller's contract.
         let bytes = unsafe { HostBytes::new(ptr, len, release) };
         let mut skip = 0;
-        if self.state.borrow().out.is_empty()
+        self.state.borrow_mut().written_total += len as u64;
+        let direct = {
+            let st = self.state.borrow();
+            st.out.is_empty() && st.fds_out.is_empty()
+        };
+        if direct
             && len > 0
             && let Some(fd) = self.raw_fd()
         {
             match sys::send_vectored(fd, &[bytes.as_slice()]) {
-                Ok(n) => skip = n,
+                Ok(n) => {
+                    skip = n;
+                    self.state.borrow_mut().sent_total += n as u64;
+                }
                 Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
                 Err(e) => {
                     self.end_later(reactor, os_status(e));

@@ -290,6 +290,96 @@ pub fn send_vectored(fd: RawFd, bufs: &[&[u8]]) -> Result<usize, Errno> {
     }
 }
 
+/// Most fds passed in one message (and received in one read).
+pub const MAX_PASSED_FDS: usize = 16;
+
+/// Like `send_vectored`, with `fds` attached to the first byte (SCM_RIGHTS; UNIX sockets).
+pub fn send_with_fds(fd: RawFd, bufs: &[&[u8]], fds: &[RawFd]) -> Result<usize, Errno> {
+    if fds.is_empty() {
+        return send_vectored(fd, bufs);
+    }
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .take(libc::UIO_MAXIOV as usize)
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let payload = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `control` has room for one header with `payload` bytes (CMSG_SPACE); the macros only
+    // compute addresses inside it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr(),
+            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+            fds.len(),
+        );
+    }
+    // SAFETY: `msg` points to live buffers for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(last_errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reads into `buf` and collects fds passed with the bytes (close-on-exec). `Ok((0, _))` is end of
+/// stream.
+pub fn recv_with_fds(fd: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let payload = MAX_PASSED_FDS * size_of::<RawFd>();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points to live, writable buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `control` up to msg_controllen; the CMSG macros walk it within those
+    // bounds, and each SCM_RIGHTS payload holds whole fds that are now ours.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                for i in 0..bytes / size_of::<RawFd>() {
+                    let raw = data.cast::<RawFd>().add(i).read_unaligned();
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, fds))
+}
+
 pub fn shutdown_write(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: plain system call.
     check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
@@ -303,6 +393,14 @@ pub fn take_error(fd: RawFd) -> Errno {
 /// The socket's family and type, to check adopted fds and tell TCP from UNIX.
 pub fn socket_domain(fd: RawFd) -> Result<c_int, Errno> {
     get_int_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
+}
+
+/// A close-on-exec duplicate of `fd`.
+pub fn duplicate(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call.
+    let copy = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// A close-on-exec, non-blocking duplicate of `fd`.

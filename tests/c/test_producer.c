@@ -12,6 +12,8 @@
  *     unregister without one → NOT_FOUND, low > high → INVALID;
  *   - write_zerocopy: 4 MiB sent in place, the release once, never inside the call; len 0; refused
  *     after lose_connection with the buffer left to the caller;
+ *   - UNIX fd passing: fds arrive through file_descriptor_received before the bytes they came with,
+ *     in order, and work; without the callback they are closed; on TCP → UNSUPPORTED;
  *   - adopt_stream_connection (a socketpair end; the caller's fd stays its own) and
  *     adopt_stream_port (stopping it leaves the caller's listening socket working); non-sockets,
  *     wrong socket states and bad fds are refused.
@@ -352,6 +354,9 @@ static void ad_made_cb(reactor_transport_t *t, void *ud) {
   (void)ud;
   if (in_host_call) CHECK(0);
   ad_made++;
+  reactor_address_t peer;
+  if (reactor_transport_get_peer(t, &peer) == REACTOR_OK && peer.family == REACTOR_FAMILY_INET)
+    CHECK_RC(reactor_transport_send_file_descriptor(t, 0), REACTOR_E_UNSUPPORTED);
   CHECK_OK(reactor_transport_write(t, "adopted", 7));
 }
 static void ad_lost_cb(reactor_transport_t *t, int reason, void *ud) {
@@ -431,6 +436,95 @@ static void test_adopt(void) {
   CHECK_OK(reactor_free(r));
 }
 
+/* ---- UNIX fd passing --------------------------------------------------------------------------- */
+
+static int fp_pipe[2];
+static int fp_fds[8], fp_nfds, fp_bytes, fp_fds_at_first_byte = -1, fp_lost;
+
+static void fp_sender_made(reactor_transport_t *t, void *ud) {
+  (void)ud;
+  CHECK_RC(reactor_transport_send_file_descriptor(t, -1), REACTOR_E_INVALID);
+  CHECK_OK(reactor_transport_send_file_descriptor(t, fp_pipe[1]));
+  CHECK_OK(reactor_transport_write(t, "a", 1));
+  CHECK_OK(reactor_transport_send_file_descriptor(t, fp_pipe[1]));
+  CHECK_OK(reactor_transport_send_file_descriptor(t, fp_pipe[0]));
+  CHECK_OK(reactor_transport_write(t, "bc", 2));
+  CHECK_OK(reactor_transport_lose_connection(t));
+}
+
+static void fp_received_fd(reactor_transport_t *t, int fd, void *ud) {
+  (void)t;
+  (void)ud;
+  if (fp_nfds < 8) fp_fds[fp_nfds++] = fd;
+}
+
+static void fp_data(reactor_transport_t *t, const uint8_t *data, size_t len, void *ud) {
+  (void)t;
+  (void)data;
+  (void)ud;
+  if (fp_bytes == 0) fp_fds_at_first_byte = fp_nfds;
+  fp_bytes += (int)len;
+}
+
+static void fp_lost_cb(reactor_transport_t *t, int reason, void *ud) {
+  (void)t;
+  (void)reason;
+  (void)ud;
+  fp_lost++;
+}
+
+static void test_fd_passing(void) {
+  SECTION("UNIX fd passing");
+  reactor_t *r = tu_new_reactor();
+  REQUIRE(pipe(fp_pipe) == 0);
+  reactor_protocol_t sender, receiver;
+  reactor_protocol_init(&sender);
+  sender.connection_made = fp_sender_made;
+  sender.connection_lost = fp_lost_cb;
+  reactor_protocol_init(&receiver);
+  receiver.file_descriptor_received = fp_received_fd;
+  receiver.data_received = fp_data;
+  receiver.connection_lost = fp_lost_cb;
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  CHECK_OK(reactor_adopt_stream_connection(r, sv[0], &sender, NULL, NULL, NULL));
+  CHECK_OK(reactor_adopt_stream_connection(r, sv[1], &receiver, NULL, NULL, NULL));
+  close(sv[0]);
+  close(sv[1]);
+  fp_lost = 0;
+  double deadline = tu_now() + 10;
+  while (fp_lost < 2 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(fp_bytes, 3);
+  CHECK_EQ(fp_nfds, 3);
+  CHECK(fp_fds_at_first_byte >= 1); /* the first fd came before the byte it went with */
+  /* the fds work: the first is the pipe's write end */
+  CHECK_EQ(write(fp_fds[0], "!", 1), 1);
+  char c = 0;
+  CHECK_EQ(read(fp_pipe[0], &c, 1), 1);
+  CHECK_EQ(c, '!');
+  for (int i = 0; i < fp_nfds; i++) close(fp_fds[i]);
+
+  /* without file_descriptor_received the library closes what arrives */
+  receiver.file_descriptor_received = NULL;
+  fp_nfds = 0;
+  fp_bytes = 0;
+  fp_lost = 0;
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  CHECK_OK(reactor_adopt_stream_connection(r, sv[0], &sender, NULL, NULL, NULL));
+  CHECK_OK(reactor_adopt_stream_connection(r, sv[1], &receiver, NULL, NULL, NULL));
+  close(sv[0]);
+  close(sv[1]);
+  deadline = tu_now() + 10;
+  while (fp_lost < 2 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(fp_bytes, 3);
+  CHECK_EQ(fp_nfds, 0);
+  close(fp_pipe[1]);
+  /* every copy of the write end is closed now (ours, the library's, the receiver's): EOF */
+  CHECK_EQ(read(fp_pipe[0], &c, 1), 0);
+  close(fp_pipe[0]);
+  CHECK_OK(reactor_free(r));
+}
+
 int main(void) {
   tu_watchdog(120);
   signal(SIGPIPE, SIG_DFL);
@@ -440,6 +534,7 @@ int main(void) {
   test_push_and_pull();
   test_waits_and_stop();
   test_zerocopy();
+  test_fd_passing();
   test_adopt();
   return tu_finish(PROG);
 }
