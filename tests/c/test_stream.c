@@ -6,7 +6,7 @@
  *
  * Checks:
  *   - TCP on 127.0.0.1 port 0: get_host reports the real port; build_protocol sees the peer;
- *     a 4 MiB echo comes back byte-exact through write and writev; connection_made and
+ *     a 16 MiB echo comes back byte-exact through write, writev and write_zerocopy in turn; connection_made and
  *     connection_lost(OK) exactly once each, never inside a host call; the connection's release
  *     (from build_protocol) once, after connection_lost; the handle is dead afterwards;
  *   - lose_connection flushes 1 MiB before the close; writes after it → CLOSED;
@@ -64,10 +64,29 @@ static void made(reactor_transport_t *t, void *ud) {
   if (c->on_made) c->on_made(t);
 }
 
+/* echoes through the three write paths in turn: write, writev (split in two), write_zerocopy (of a
+ * copy: `data` is valid only during this call) */
 static void received(reactor_transport_t *t, const uint8_t *data, size_t len, void *ud) {
   conn_t *c = ud;
+  static unsigned turn;
   c->received += (long)len;
-  if (c->mode == ECHO) CHECK_OK(reactor_transport_write(t, data, len));
+  if (c->mode != ECHO) return;
+  switch (turn++ % 3) {
+    case 0:
+      CHECK_OK(reactor_transport_write(t, data, len));
+      break;
+    case 1: {
+      struct iovec iov[2] = {{(void *)data, len / 2}, {(void *)(data + len / 2), len - len / 2}};
+      CHECK_OK(reactor_transport_writev(t, iov, 2));
+      break;
+    }
+    default: {
+      void *copy = malloc(len);
+      REQUIRE(copy != NULL);
+      memcpy(copy, data, len);
+      CHECK_OK(reactor_transport_write_zerocopy(t, copy, len, free, copy));
+    }
+  }
 }
 
 static void read_lost(reactor_transport_t *t, void *ud) {
@@ -220,7 +239,7 @@ static long read_to_end(int fd, uint8_t *into, size_t cap, int *err) {
 
 /* ---- echo --------------------------------------------------------------------------------------- */
 
-#define ECHO_BYTES (4 << 20)
+#define ECHO_BYTES (16 << 20)
 static uint8_t *echo_out, *echo_in;
 static long echo_got;
 static int echo_err;
@@ -259,7 +278,7 @@ static void check_echo(void) {
 }
 
 static void test_tcp_echo(void) {
-  SECTION("TCP: port 0, build_protocol, 4 MiB echo, exact callback counts");
+  SECTION("TCP: port 0, build_protocol, 16 MiB echo, exact callback counts");
   reset_conns();
   reactor_t *r = tu_new_reactor();
   reactor_protocol_t p = protocol(0);
