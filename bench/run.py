@@ -7,6 +7,7 @@
     python3 bench/run.py --only timers,async --runs 3
     python3 bench/run.py --only queuework --out /tmp/q.md   # thread pool vs libuv's uv_queue_work
     python3 bench/run.py --only closure --runs 3 --no-write  # call_from_thread with a malloc'd closure
+    python3 bench/run.py --only net --out /tmp/n.md     # transports: pingpong, pump, churn, idle
 
 libreactor is found, in this order:
   1. $REACTOR_PREFIX: an install prefix (PKG_CONFIG_PATH=$REACTOR_PREFIX/lib/pkgconfig, pkg-config
@@ -45,11 +46,21 @@ SOURCES = {
 # libraries listed run them
 PROGRAMS = {
     "queuework": {"libreactor": "bench_queuework_reactor.c", "libuv": "bench_queuework_libuv.c"},
+    # networking (API.md §6): both ends of every connection in one loop; shared code in net_common.h
+    "net": {
+        "libreactor": "bench_net_reactor.c",
+        "libuv": "bench_net_libuv.c",
+        "libev": "bench_net_libev.c",
+        "libevent": "bench_net_libevent.c",
+        "floor": "bench_net_floor.c",
+    },
 }
+NET_SHAPES = ["pingpong_tcp", "pingpong_unix", "pump_tcp", "pump_unix", "churn_1", "churn_100", "idle"]
 PROGRAM_OF_SHAPE = {
     "queuework": "queuework",
     "queuework_window": "queuework",
     "queuework_serial": "queuework",
+    **{shape: "net" for shape in NET_SHAPES},
 }
 
 # program shape -> (full params, quick params)
@@ -65,6 +76,13 @@ SHAPES = {
     "queuework": (["n=1000000", "threads=4"], ["n=100000", "threads=4"]),
     "queuework_window": (["n=1000000", "window=64", "threads=4"], ["n=100000", "window=64", "threads=4"]),
     "queuework_serial": (["n=100000", "threads=4"], ["n=20000", "threads=4"]),
+    "pingpong_tcp": (["n=100000"], ["n=10000"]),
+    "pingpong_unix": (["n=100000"], ["n=10000"]),
+    "pump_tcp": (["mb=2048"], ["mb=256"]),
+    "pump_unix": (["mb=2048"], ["mb=256"]),
+    "churn_1": (["n=20000"], ["n=2000"]),
+    "churn_100": (["n=20000"], ["n=2000"]),
+    "idle": (["n=10000"], ["n=2000"]),
 }
 # names accepted by --only -> program shapes
 GROUPS = {
@@ -79,6 +97,11 @@ GROUPS = {
     "callthread_closure_paced": ["callthread_closure_paced"],
     "async": ["async"],
     "queuework": ["queuework", "queuework_window", "queuework_serial"],
+    "net": list(NET_SHAPES),
+    "pingpong": ["pingpong_tcp", "pingpong_unix"],
+    "pump": ["pump_tcp", "pump_unix"],
+    "churn": ["churn_1", "churn_100"],
+    "idle": ["idle"],
 }
 
 # rows of the report: (shape, metric, label, unit shown, direction) ; direction "up" = higher is
@@ -105,6 +128,13 @@ ROWS = [
     ("queuework", "cpu_per_job", "queuework all queued: process CPU per job", "CPU us/job", "down"),
     ("queuework_window", "cpu_per_job", "queuework window 64: process CPU per job", "CPU us/job", "down"),
     ("queuework_serial", "cpu_per_job", "queuework serial: process CPU per job", "CPU us/job", "down"),
+    ("pingpong_tcp", "cpu_per_rt", "pingpong TCP: 64 B, one in flight", "CPU ns/round trip", "down"),
+    ("pingpong_unix", "cpu_per_rt", "pingpong UNIX: 64 B, one in flight", "CPU ns/round trip", "down"),
+    ("pump_tcp", "mb_per_cpu_s", "pump TCP: 2 GiB in 64 KiB writes, <= 256 KiB queued", "MB/CPU-s", "up"),
+    ("pump_unix", "mb_per_cpu_s", "pump UNIX: 2 GiB in 64 KiB writes, <= 256 KiB queued", "MB/CPU-s", "up"),
+    ("churn_1", "rate", "connection churn: connect, 64 B exchange, close; 1 at a time", "conns/s", "up"),
+    ("churn_100", "rate", "connection churn: 100 at a time", "conns/s", "up"),
+    ("idle", "rss_per_conn", "idle: 10,000 open connections, loop process RSS", "B/conn", "down"),
 ]
 # metrics that must be zero/absent; anything else is reported as a problem
 SANITY = ["missing", "order_errors", "send_errors", "failures"]
@@ -593,6 +623,19 @@ program has a 20 s watchdog.
   from the first submit to the last completion; CPU per job = process user+sys time / jobs (includes
   the workers' spinning and sleeping overhead). libuv's requests are caller-allocated `uv_work_t`s;
   libreactor allocates one record per call.
+- **networking** (programs `bench_net_<lib>.c`, shared code in `net_common.h`; both ends of every
+  connection in the one loop of one process, over 127.0.0.1 TCP or a UNIX socket): *pingpong*: 64-byte
+  messages, one in flight (the client sends, the server echoes, the client sends the next once all 64
+  bytes are back), 100k round trips, process CPU ns per round trip. *pump*: 2 GiB one way in 64 KiB
+  writes with at most 256 KiB queued in the library (libreactor: a push producer with the high mark
+  at 192 KiB; libuv: `uv_write` while `uv_stream_get_write_queue_size` < 256 KiB; libevent: a
+  bufferevent refilled from its write low-watermark callback; libev and the floor: their own bounded
+  buffer), MB per process CPU second. *churn*: 20k connections, each connect, one 64-byte exchange,
+  close, with 1 or 100 in flight; connections per wall second. *idle*: 10,000 connections accepted
+  and held by the loop (the client ends in a child process of plain sockets), growth of the loop
+  process's resident memory per connection. libreactor uses its transports, ports, connectors and
+  producer; libuv its streams; libevent bufferevents and evconnlistener; libev and the floor raw
+  non-blocking sockets with their own small output buffers (a libev user's code).
 - **floor**: the same shapes on raw syscalls (binary heap + `epoll_wait` timeout; plain epoll;
   eventfd + mutex queue; atomic flag + eventfd), a lower bound for an event loop on this machine.
 

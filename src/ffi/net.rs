@@ -1090,8 +1090,13 @@ pub unsafe extern "C" fn reactor_adopt_stream_connection(
         // SAFETY: the caller's contract.
         let protocol = unsafe { read_protocol(proto) }?;
         let copy = adopt_fd(fd, false)?;
+        let socket = crate::net::stream::Socket {
+            unix: crate::net::sys::socket_domain(crate::net::sys::raw(&copy)) == Ok(libc::AF_UNIX),
+            fd: copy,
+            registered: None,
+        };
         let data = || UserData::new(ud, release);
-        match Transport::open(reactor, copy, protocol, data, None) {
+        match Transport::open(reactor, socket, protocol, data, None) {
             Ok(handle) => {
                 // SAFETY: NULL or writable (the caller's contract).
                 unsafe { super::write_out(out, handle as *mut reactor_transport_t) };

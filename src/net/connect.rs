@@ -10,7 +10,7 @@
 use super::address;
 use super::later::{self, Later};
 use super::resolve::Outcome;
-use super::stream::Transport;
+use super::stream::{Socket, Transport};
 use super::sys::{self, SockAddr};
 use crate::backend::{Interest, PollEvent, Token};
 use crate::callback::{Callback, UserData, call_connection_failed};
@@ -255,7 +255,7 @@ impl Connector {
         addrs.reverse(); // popped from the end: in order
         while let Some(addr) = addrs.pop() {
             match self.connect_one(&addr) {
-                Ok((fd, true)) => return self.connected(reactor, fd),
+                Ok((fd, true)) => return self.connected(reactor, fd, None),
                 Ok((fd, false)) => {
                     let raw = sys::raw(&fd);
                     match reactor.register_source(raw, Interest::WRITE, self.clone()) {
@@ -302,10 +302,11 @@ impl Connector {
             *self.attempt.borrow_mut() = attempt;
             return;
         };
-        let _ = reactor.deregister_source(token);
         match sys::take_error(sys::raw(&fd)) {
-            0 => self.connected(reactor, fd),
+            // The transport takes over this registration (one backend update, not two).
+            0 => self.connected(reactor, fd, Some(token)),
             e => {
+                let _ = reactor.deregister_source(token);
                 self.last_error.set(Some(connect_error(e)));
                 drop(fd);
                 self.try_addresses(reactor, rest);
@@ -313,13 +314,23 @@ impl Connector {
         }
     }
 
-    fn connected(self: &Rc<Self>, reactor: &Reactor, fd: OwnedFd) {
+    fn connected(self: &Rc<Self>, reactor: &Reactor, fd: OwnedFd, registered: Option<Token>) {
         self.disarm_timer(reactor);
         let ud = self.ud();
         let data = move || UserData::new(ud, None);
-        match Transport::open(reactor, fd, self.spec.protocol, data, Some(self.id)) {
+        let socket = Socket {
+            fd,
+            unix: matches!(self.spec.destination, Destination::Unix { .. }),
+            registered,
+        };
+        match Transport::open(reactor, socket, self.spec.protocol, data, Some(self.id)) {
             Ok(transport) => *self.attempt.borrow_mut() = Attempt::Connected { transport },
-            Err(e) => self.fail(reactor, e),
+            Err(e) => {
+                if let Some(token) = registered {
+                    let _ = reactor.deregister_source(token);
+                }
+                self.fail(reactor, e)
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use super::address;
 use super::handles;
 use super::later::{self, Later};
-use super::stream::Transport;
+use super::stream::{Socket, Transport};
 use super::sys::{self, SockAddr};
 use crate::backend::{Interest, PollEvent, Token};
 use crate::callback::{UserData, call_build_protocol};
@@ -50,6 +50,8 @@ pub struct Port {
     /// A UNIX socket file of ours, unlinked when the port stops.
     unlink_path: Option<Vec<u8>>,
     accepting: Cell<bool>,
+    /// A UNIX socket (its connections are UNIX transports).
+    unix: bool,
 }
 
 /// The socket for `reactor_listen_tcp`: `interface` NULL or "" = all IPv4 addresses.
@@ -157,6 +159,7 @@ impl Port {
             data: RefCell::new(None),
             unlink_path,
             accepting: Cell::new(true),
+            unix: sys::socket_domain(sys::raw(&fd)) == Ok(libc::AF_UNIX),
         });
         match reactor.register_source(sys::raw(&fd), Interest::READ, port.clone()) {
             Ok(token) => port.token.set(Some(token)),
@@ -273,7 +276,12 @@ impl Port {
         };
         // Handed over by `build_protocol`: released here if the transport cannot be made.
         let data = UserData::new(conn_ud, conn_release);
-        if let Err(e) = Transport::open(reactor, conn, self.spec.protocol, move || data, None) {
+        let socket = Socket {
+            fd: conn,
+            unix: self.unix,
+            registered: None,
+        };
+        if let Err(e) = Transport::open(reactor, socket, self.spec.protocol, move || data, None) {
             reactor.log(
                 REACTOR_LOG_ERROR,
                 &format!("an accepted connection could not be set up: {e:?}"),

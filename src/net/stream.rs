@@ -84,6 +84,14 @@ enum ProducerCall {
     Stop,
 }
 
+/// A connected socket to make a transport of: its family, and the registration a connector already
+/// has for it (handed over instead of registering anew).
+pub struct Socket {
+    pub fd: OwnedFd,
+    pub unix: bool,
+    pub registered: Option<Token>,
+}
+
 pub struct Transport {
     handle: usize,
     fd: RefCell<Option<OwnedFd>>,
@@ -104,12 +112,16 @@ impl Transport {
     /// `connector` made it (client side).
     pub fn open(
         reactor: &Reactor,
-        fd: OwnedFd,
+        socket: Socket,
         protocol: reactor_protocol_t,
         make_data: impl FnOnce() -> UserData,
         connector: Option<u64>,
     ) -> Result<usize> {
-        let unix = sys::socket_domain(sys::raw(&fd)) == Ok(libc::AF_UNIX);
+        let Socket {
+            fd,
+            unix,
+            registered,
+        } = socket;
         let handle = handles::new_transport(reactor.handle() as usize)?;
         let transport = Rc::new(Transport {
             handle,
@@ -127,7 +139,13 @@ impl Transport {
             }),
         });
         let raw = sys::raw(&fd);
-        let token = match reactor.register_source(raw, Interest::READ, transport.clone()) {
+        let registration = match registered {
+            Some(token) => reactor
+                .hand_over_source(token, transport.clone(), Interest::READ)
+                .map(|()| token),
+            None => reactor.register_source(raw, Interest::READ, transport.clone()),
+        };
+        let token = match registration {
             Ok(token) => token,
             Err(e) => {
                 handles::end_transport(handle);
@@ -387,7 +405,8 @@ impl Transport {
             st.end_reason = Some(reason);
             queued
         };
-        self.update_interest(reactor);
+        // No backend update: the end comes on the next pass, and until then `on_ready` reads and
+        // writes nothing for an ending transport (one system call less per connection).
         if !queued && later::queue(reactor, Later::End(self.handle)).is_err() {
             self.end_now(reactor);
         }
@@ -448,13 +467,20 @@ impl Transport {
     }
 
     fn on_ready(self: &Rc<Self>, reactor: &Reactor, event: PollEvent) {
-        let interest = self.state.borrow().interest;
+        let (interest, ending) = {
+            let st = self.state.borrow();
+            (st.interest, st.ended || st.end_reason.is_some())
+        };
+        if ending {
+            return; // the queued end closes it on the next pass
+        }
         if event.bits & REACTOR_WRITABLE != 0 && interest.write {
             self.flush(reactor);
         }
         let readable = event.bits & (REACTOR_READABLE | REACTOR_HANGUP | REACTOR_ERROR) != 0;
         if readable && !self.state.borrow().ended {
-            if self.state.borrow().interest.read {
+            let wanted = Self::wanted(&self.state.borrow());
+            if wanted.read {
                 self.read_once(reactor);
             } else if event.bits & (REACTOR_HANGUP | REACTOR_ERROR) != 0
                 && !self.state.borrow().interest.write
@@ -469,7 +495,9 @@ impl Transport {
         let Some(fd) = self.raw_fd() else { return };
         let mut buffer = std::mem::take(&mut reactor.net.borrow_mut().read_buffer);
         buffer.resize(READ_SIZE, 0);
-        let result = if self.unix {
+        // Passed fds need recvmsg; without a callback to take them a plain read is enough (the
+        // kernel closes fds whose control message found no room).
+        let result = if self.unix && self.protocol.file_descriptor_received.is_some() {
             sys::recv_with_fds(fd, &mut buffer)
         } else {
             sys::recv(fd, &mut buffer).map(|n| (n, Vec::new()))

@@ -267,20 +267,34 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
-/// Sends from several buffers in order, without SIGPIPE; returns the bytes taken.
+/// Iovecs of one vectored send, on the stack.
+const SEND_IOV: usize = 64;
+
+/// Sends from several buffers in order, without SIGPIPE; returns the bytes taken. One buffer is a
+/// plain `send`; more go in one `sendmsg` (at most 64 per call, on the stack).
 pub fn send_vectored(fd: RawFd, bufs: &[&[u8]]) -> Result<usize, Errno> {
-    let iov: Vec<libc::iovec> = bufs
-        .iter()
-        .take(libc::UIO_MAXIOV as usize)
-        .map(|b| libc::iovec {
-            iov_base: b.as_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        })
-        .collect();
+    if let [one] = bufs {
+        // SAFETY: `one` is readable for its length.
+        let n = unsafe { libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL) };
+        return if n < 0 {
+            Err(last_errno())
+        } else {
+            Ok(n as usize)
+        };
+    }
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; SEND_IOV];
+    let count = bufs.len().min(SEND_IOV);
+    for (slot, b) in iov.iter_mut().zip(bufs) {
+        slot.iov_base = b.as_ptr() as *mut libc::c_void;
+        slot.iov_len = b.len();
+    }
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len() as _;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = count as _;
     // SAFETY: `msg` points to `iov`, whose buffers are live for the call.
     let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
     if n < 0 {

@@ -226,6 +226,24 @@ impl Reactor {
         Ok(())
     }
 
+    /// Hands an internal source's registration (its fd and token) over to `source`, with a new
+    /// interest: one backend update instead of a removal and a new registration (a connector giving
+    /// its connected socket to the transport it made).
+    pub fn hand_over_source(
+        &self,
+        token: Token,
+        source: Rc<dyn Source>,
+        interest: Interest,
+    ) -> Result<()> {
+        let old = {
+            let mut sources = self.sources.borrow_mut();
+            let handler = sources.handler_mut(token).ok_or(Error::NotFound)?;
+            std::mem::replace(handler, Handler::Internal(source))
+        };
+        drop(old);
+        self.modify_source(token, interest)
+    }
+
     /// Removes a source (before its fd is closed). The handler is dropped after the registry borrow
     /// ends; host data goes through `retire`.
     pub fn deregister_source(&self, token: Token) -> Result<()> {
