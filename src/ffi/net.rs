@@ -259,7 +259,10 @@ fn open_port(
     out: *mut *mut reactor_port_t,
 ) -> Result<()> {
     reactor.reserve_spare_fd();
-    let spec = PortSpec { protocol, build };
+    let spec = PortSpec {
+        protocol: Rc::new(protocol),
+        build,
+    };
     let port = Port::open(reactor, fd, spec, unlink, || UserData::new(ud, release))?;
     // SAFETY: `out` is non-NULL and writable (checked by the caller, the caller's contract).
     unsafe { super::write_out(out, port) };
@@ -739,7 +742,7 @@ fn start_connector(
         destination,
         timeout,
         bind,
-        protocol,
+        protocol: Rc::new(protocol),
     };
     let handle = Connector::start(reactor, spec, !out.is_null(), || UserData::new(ud, release))?;
     // SAFETY: NULL or writable (the caller's contract).
@@ -1096,7 +1099,7 @@ pub unsafe extern "C" fn reactor_adopt_stream_connection(
             registered: None,
         };
         let data = || UserData::new(ud, release);
-        match Transport::open(reactor, socket, protocol, data, None) {
+        match Transport::open(reactor, socket, Rc::new(protocol), data, None) {
             Ok(handle) => {
                 // SAFETY: NULL or writable (the caller's contract).
                 unsafe { super::write_out(out, handle as *mut reactor_transport_t) };

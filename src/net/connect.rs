@@ -49,7 +49,7 @@ pub struct ConnectSpec {
     pub timeout: f64,
     /// TCP: the local address to bind before connecting.
     pub bind: Option<SocketAddr>,
-    pub protocol: reactor_protocol_t,
+    pub protocol: Rc<reactor_protocol_t>,
 }
 
 /// A connector handle's entry: enough to find the connector from any thread (release).
@@ -323,7 +323,13 @@ impl Connector {
             unix: matches!(self.spec.destination, Destination::Unix { .. }),
             registered,
         };
-        match Transport::open(reactor, socket, self.spec.protocol, data, Some(self.id)) {
+        match Transport::open(
+            reactor,
+            socket,
+            self.spec.protocol.clone(),
+            data,
+            Some(self.id),
+        ) {
             Ok(transport) => *self.attempt.borrow_mut() = Attempt::Connected { transport },
             Err(e) => {
                 if let Some(token) = registered {

@@ -37,7 +37,7 @@ pub fn default_options() -> reactor_listen_options_t {
 
 /// What a port needs besides its socket.
 pub struct PortSpec {
-    pub protocol: reactor_protocol_t,
+    pub protocol: Rc<reactor_protocol_t>,
     pub build: reactor_build_protocol_fn,
 }
 
@@ -281,7 +281,13 @@ impl Port {
             unix: self.unix,
             registered: None,
         };
-        if let Err(e) = Transport::open(reactor, socket, self.spec.protocol, move || data, None) {
+        if let Err(e) = Transport::open(
+            reactor,
+            socket,
+            self.spec.protocol.clone(),
+            move || data,
+            None,
+        ) {
             reactor.log(
                 REACTOR_LOG_ERROR,
                 &format!("an accepted connection could not be set up: {e:?}"),

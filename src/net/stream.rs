@@ -57,7 +57,8 @@ struct State {
     parked: bool,
     /// What the backend was last told.
     interest: Interest,
-    producer: Option<Producer>,
+    /// Boxed: most transports never have one (keeps the per-connection state small).
+    producer: Option<Box<Producer>>,
     /// A streaming producer was told to pause.
     producer_paused: bool,
     /// A pull producer's `resume_producing` is queued for the next pass.
@@ -66,7 +67,10 @@ struct State {
     written_total: u64,
     sent_total: u64,
     /// Fds to pass (UNIX), each with the byte it goes with (the first byte written after it).
-    fds_out: std::collections::VecDeque<(u64, OwnedFd)>,
+    /// Boxed (the queue's own header too): only UNIX transports that pass fds have any, and every
+    /// connection carries this field.
+    #[allow(clippy::box_collection)]
+    fds_out: Option<Box<std::collections::VecDeque<(u64, OwnedFd)>>>,
 }
 
 /// A registered producer (IConsumer): its callbacks, push or pull, and its user data.
@@ -96,7 +100,8 @@ pub struct Transport {
     handle: usize,
     fd: RefCell<Option<OwnedFd>>,
     token: Cell<Option<Token>>,
-    protocol: reactor_protocol_t,
+    /// Shared with the port or connector that made it.
+    protocol: Rc<reactor_protocol_t>,
     data: RefCell<Option<UserData>>,
     /// A client connection: the connector that made it owns the user data and hears of the end.
     connector: Option<u64>,
@@ -113,7 +118,7 @@ impl Transport {
     pub fn open(
         reactor: &Reactor,
         socket: Socket,
-        protocol: reactor_protocol_t,
+        protocol: Rc<reactor_protocol_t>,
         make_data: impl FnOnce() -> UserData,
         connector: Option<u64>,
     ) -> Result<usize> {
@@ -300,11 +305,11 @@ impl Transport {
             if st.ended || st.end_reason.is_some() || st.disconnecting || st.write_closed {
                 return Err(Error::Closed);
             }
-            st.producer = Some(Producer {
+            st.producer = Some(Box::new(Producer {
                 callbacks,
                 streaming,
                 data: make_data(),
-            });
+            }));
             st.producer_paused = false;
             if !streaming {
                 st.resume_queued = true;
@@ -584,20 +589,20 @@ impl Transport {
     /// the send stops before the byte the next fd is due at.
     fn send_buffered(st: &State, fd: RawFd) -> std::result::Result<usize, sys::Errno> {
         let slices = st.out.slices();
-        let Some((first_at, _)) = st.fds_out.front() else {
+        let Some(fds) = st.fds_out.as_deref().filter(|q| !q.is_empty()) else {
             return sys::send_vectored(fd, &slices);
         };
-        let due: Vec<RawFd> = st
-            .fds_out
+        let first_at = fds.front().map_or(0, |(at, _)| *at);
+        let due: Vec<RawFd> = fds
             .iter()
             .take_while(|(at, _)| *at == st.sent_total)
             .take(sys::MAX_PASSED_FDS)
             .map(|(_, f)| sys::raw(f))
             .collect();
         let next_at = if due.is_empty() {
-            Some(*first_at)
+            Some(first_at)
         } else {
-            st.fds_out.get(due.len()).map(|(at, _)| *at)
+            fds.get(due.len()).map(|(at, _)| *at)
         };
         let mut limit = next_at.map_or(usize::MAX, |at| (at - st.sent_total) as usize);
         if limit == 0 {
@@ -622,9 +627,16 @@ impl Transport {
         }
         let first = st.sent_total;
         let mut passed = 0;
-        while passed < sys::MAX_PASSED_FDS && st.fds_out.front().is_some_and(|(at, _)| *at == first)
+        while passed < sys::MAX_PASSED_FDS
+            && st
+                .fds_out
+                .as_deref()
+                .and_then(|q| q.front())
+                .is_some_and(|(at, _)| *at == first)
         {
-            st.fds_out.pop_front();
+            if let Some(q) = st.fds_out.as_deref_mut() {
+                q.pop_front();
+            }
             passed += 1;
         }
         st.sent_total += n as u64;
@@ -642,7 +654,7 @@ impl Transport {
         })?;
         let mut st = self.state.borrow_mut();
         let at = st.written_total;
-        st.fds_out.push_back((at, copy));
+        st.fds_out.get_or_insert_default().push_back((at, copy));
         Ok(())
     }
 
@@ -714,7 +726,7 @@ impl Transport {
         self.state.borrow_mut().written_total += total as u64;
         let direct = {
             let st = self.state.borrow();
-            st.out.is_empty() && st.fds_out.is_empty()
+            st.out.is_empty() && st.fds_out.as_deref().is_none_or(|q| q.is_empty())
         };
         if direct && let Some(fd) = self.raw_fd() {
             match sys::send_vectored(fd, parts) {
@@ -762,7 +774,7 @@ impl Transport {
         self.state.borrow_mut().written_total += len as u64;
         let direct = {
             let st = self.state.borrow();
-            st.out.is_empty() && st.fds_out.is_empty()
+            st.out.is_empty() && st.fds_out.as_deref().is_none_or(|q| q.is_empty())
         };
         if direct
             && len > 0

@@ -167,7 +167,7 @@ impl Reactor {
 
     /// A new host registration of `fd` with `handler`.
     fn new_host_fd(&self, fd: c_int, direction: Direction, handler: FdHandler) -> Result<()> {
-        let mut host = HostFd::default();
+        let mut host = Box::<HostFd>::default();
         *host.slot(direction) = Some(handler);
         let inserted =
             self.sources
@@ -250,7 +250,7 @@ impl Reactor {
             if let Some((fd, Handler::Host(host))) = removed {
                 super::stats::bump(&self.stats.backend_ctl_calls);
                 let _ = self.backend.borrow_mut().remove(fd);
-                taken.push((fd, host));
+                taken.push((fd, *host));
             }
         }
         taken

@@ -24,8 +24,10 @@ pub trait Source {
     }
 }
 
+/// Boxed so that a registry entry stays small for the library's own sources (a network server holds
+/// one entry per connection).
 pub enum Handler {
-    Host(HostFd),
+    Host(Box<HostFd>),
     Internal(Rc<dyn Source>),
 }
 
@@ -327,7 +329,7 @@ mod tests {
     use super::*;
 
     fn host() -> Handler {
-        Handler::Host(HostFd::default())
+        Handler::Host(Box::default())
     }
 
     #[test]
