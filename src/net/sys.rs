@@ -126,18 +126,39 @@ fn check(ret: c_int) -> Result<c_int, Errno> {
     if ret < 0 { Err(last_errno()) } else { Ok(ret) }
 }
 
+/// Where `socket` and `accept4` take SOCK_NONBLOCK | SOCK_CLOEXEC (one call, no window in which a
+/// fork could inherit the fd). Elsewhere (macOS) the flags are set right after, with `fcntl`.
+#[cfg(not(target_vendor = "apple"))]
+const ATOMIC_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+
+/// Makes a fresh fd close-on-exec and non-blocking (where that could not be asked atomically), and
+/// keeps writes on it from raising SIGPIPE where MSG_NOSIGNAL alone does not (macOS: SO_NOSIGPIPE).
+#[cfg(target_vendor = "apple")]
+fn finish_fd(fd: &OwnedFd) -> Result<(), Errno> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: plain system calls on our own fd.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    // SAFETY: as above.
+    let flags = check(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    let _ = set_int_option(raw, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1);
+    Ok(())
+}
+
 /// A new non-blocking, close-on-exec stream socket.
 pub fn stream_socket(domain: c_int) -> Result<OwnedFd, Errno> {
+    #[cfg(not(target_vendor = "apple"))]
     // SAFETY: plain system call.
-    let fd = check(unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?;
+    let fd = check(unsafe { libc::socket(domain, libc::SOCK_STREAM | ATOMIC_FLAGS, 0) })?;
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: plain system call.
+    let fd = check(unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) })?;
     // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[cfg(target_vendor = "apple")]
+    finish_fd(&fd)?;
+    Ok(fd)
 }
 
 pub fn set_int_option(fd: RawFd, level: c_int, name: c_int, value: c_int) -> Result<(), Errno> {
@@ -208,15 +229,13 @@ pub fn accept(fd: RawFd) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let addr = (&mut storage as *mut libc::sockaddr_storage).cast();
+    #[cfg(not(target_vendor = "apple"))]
     // SAFETY: `storage`/`len` are live and sized as passed.
-    let ret = unsafe {
-        libc::accept4(
-            fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
+    let ret = unsafe { libc::accept4(fd, addr, &mut len, ATOMIC_FLAGS) };
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: `storage`/`len` are live and sized as passed.
+    let ret = unsafe { libc::accept(fd, addr, &mut len) };
     if ret < 0 {
         let errno = last_errno();
         return if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK {
@@ -227,6 +246,8 @@ pub fn accept(fd: RawFd) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
     }
     // SAFETY: a fresh fd that nothing else owns.
     let conn = unsafe { OwnedFd::from_raw_fd(ret) };
+    #[cfg(target_vendor = "apple")]
+    finish_fd(&conn)?;
     Ok(Some((conn, SockAddr::from_raw(&storage, len))))
 }
 
@@ -314,7 +335,7 @@ pub fn send_with_fds(fd: RawFd, bufs: &[&[u8]], fds: &[RawFd]) -> Result<usize, 
     }
     let iov: Vec<libc::iovec> = bufs
         .iter()
-        .take(libc::UIO_MAXIOV as usize)
+        .take(SEND_IOV)
         .map(|b| libc::iovec {
             iov_base: b.as_ptr() as *mut libc::c_void,
             iov_len: b.len(),
@@ -369,8 +390,12 @@ pub fn recv_with_fds(fd: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>),
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = space as _;
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(target_vendor = "apple")]
+    let flags = 0; // macOS has no MSG_CMSG_CLOEXEC: received fds get FD_CLOEXEC below
     // SAFETY: `msg` points to live, writable buffers of the sizes given.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
     if n < 0 {
         return Err(last_errno());
     }
@@ -385,6 +410,8 @@ pub fn recv_with_fds(fd: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>),
                 let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
                 for i in 0..bytes / size_of::<RawFd>() {
                     let raw = data.cast::<RawFd>().add(i).read_unaligned();
+                    #[cfg(target_vendor = "apple")]
+                    libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC);
                     fds.push(OwnedFd::from_raw_fd(raw));
                 }
             }
@@ -404,9 +431,21 @@ pub fn take_error(fd: RawFd) -> Errno {
     get_int_option(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or_else(|e| e)
 }
 
-/// The socket's family and type, to check adopted fds and tell TCP from UNIX.
+/// The socket's family (from its local name: `SO_DOMAIN` is Linux-only), to check adopted fds and
+/// tell TCP from UNIX. A non-socket → ENOTSOCK.
 pub fn socket_domain(fd: RawFd) -> Result<c_int, Errno> {
-    get_int_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage`/`len` are live and sized as passed.
+    check(unsafe {
+        libc::getsockname(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(c_int::from(storage.ss_family))
 }
 
 /// A close-on-exec duplicate of `fd`.
