@@ -7,6 +7,9 @@
  *   - out of fds (RLIMIT_NOFILE lowered below the next free fd): the pending peers are accepted with
  *     the reserved fd and closed (they see the connection end), a warning is logged, and the loop does
  *     not spin (it sleeps in its poll); with the limit restored the port accepts again;
+ *   - fd numbers reused at once: 3000 connections, 50 at a time, each client sending its own id in
+ *     several writes and checking the echo; every server transport sees only one id (no event or read
+ *     of a closed transport reaches the connection that reuses its fd number);
  *   - shutdown with live connections and a BEFORE trigger that holds the event, closes them with
  *     lose_connection and completes once they are gone: they end cleanly (REACTOR_OK), not with
  *     CONNECTION_LOST.
@@ -190,6 +193,110 @@ static void test_emfile(void) {
   CHECK_OK(reactor_free(r));
 }
 
+/* ---- fd numbers reused --------------------------------------------------------------------------- */
+
+#define REUSE_TOTAL 3000
+#define REUSE_AT_ONCE 50
+typedef struct {
+  uint32_t id;
+  int mixed;
+  size_t got;
+} reuse_srv_t;
+typedef struct {
+  uint32_t id;
+  size_t got;
+  int wrong;
+} reuse_cl_t;
+static reuse_srv_t reuse_srv[REUSE_TOTAL];
+static reuse_cl_t reuse_cl[REUSE_TOTAL];
+static int reuse_built, reuse_started, reuse_done, reuse_mixed, reuse_wrong;
+static uint16_t reuse_port;
+static reactor_protocol_t reuse_client;
+static reactor_t *reuse_r;
+
+static int reuse_build(reactor_port_t *port, const reactor_address_t *peer, void *port_ud,
+                       void **conn_ud, reactor_release_fn *release) {
+  (void)port;
+  (void)peer;
+  (void)port_ud;
+  (void)release;
+  REQUIRE(reuse_built < REUSE_TOTAL);
+  *conn_ud = &reuse_srv[reuse_built++];
+  return REACTOR_OK;
+}
+
+/* the server: learns the id from the first 4 bytes; every later byte must repeat it; echoes */
+static void reuse_srv_data(reactor_transport_t *t, const uint8_t *data, size_t len, void *ud) {
+  reuse_srv_t *s = ud;
+  for (size_t i = 0; i < len; i++) {
+    size_t pos = s->got + i;
+    if (pos < 4)
+      s->id |= (uint32_t)data[i] << (8 * pos);
+    else if (data[i] != (uint8_t)(s->id >> (8 * (pos % 4))))
+      s->mixed = 1;
+  }
+  s->got += len;
+  CHECK_OK(reactor_transport_write(t, data, len));
+}
+
+static void reuse_start(void) {
+  reuse_cl_t *c = &reuse_cl[reuse_started];
+  c->id = 0x5a000000u | (uint32_t)reuse_started;
+  reuse_started++;
+  CHECK_OK(reactor_connect_tcp(reuse_r, "127.0.0.1", reuse_port, NULL, &reuse_client, c, NULL, NULL));
+}
+
+static void reuse_cl_made(reactor_transport_t *t, void *ud) {
+  reuse_cl_t *c = ud;
+  uint8_t id[4] = {(uint8_t)c->id, (uint8_t)(c->id >> 8), (uint8_t)(c->id >> 16), (uint8_t)(c->id >> 24)};
+  for (int i = 0; i < 8; i++) CHECK_OK(reactor_transport_write(t, id, 4)); /* 8 words */
+}
+
+static void reuse_cl_data(reactor_transport_t *t, const uint8_t *data, size_t len, void *ud) {
+  reuse_cl_t *c = ud;
+  for (size_t i = 0; i < len; i++)
+    if (data[i] != (uint8_t)(c->id >> (8 * ((c->got + i) % 4)))) c->wrong = 1;
+  c->got += len;
+  if (c->got >= 32) CHECK_OK(reactor_transport_lose_connection(t));
+}
+
+static void reuse_cl_lost(reactor_transport_t *t, int reason, void *ud) {
+  (void)t;
+  reuse_cl_t *c = ud;
+  CHECK_EQ(reason, REACTOR_OK);
+  if (c->wrong || c->got != 32) reuse_wrong++;
+  reuse_done++;
+  if (reuse_started < REUSE_TOTAL) reuse_start();
+}
+
+static void test_fd_reuse(void) {
+  SECTION("fd numbers reused at once: no data crosses connections");
+  reactor_t *r = tu_new_reactor();
+  reuse_r = r;
+  reactor_protocol_t sp;
+  reactor_protocol_init(&sp);
+  sp.data_received = reuse_srv_data;
+  reactor_protocol_init(&reuse_client);
+  reuse_client.connection_made = reuse_cl_made;
+  reuse_client.data_received = reuse_cl_data;
+  reuse_client.connection_lost = reuse_cl_lost;
+  reuse_client.connection_failed = cl_failed_cb;
+  reactor_port_t *port = NULL;
+  CHECK_OK(reactor_listen_tcp(r, 0, "127.0.0.1", NULL, &sp, reuse_build, NULL, NULL, &port));
+  reactor_address_t host;
+  CHECK_OK(reactor_port_get_host(port, &host));
+  reuse_port = host.port;
+  for (int i = 0; i < REUSE_AT_ONCE; i++) reuse_start();
+  double deadline = tu_now() + 60;
+  while (reuse_done < REUSE_TOTAL && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.01));
+  CHECK_EQ(reuse_done, REUSE_TOTAL);
+  CHECK_EQ(reuse_wrong, 0);
+  for (int i = 0; i < reuse_built; i++)
+    if (reuse_srv[i].mixed) reuse_mixed++;
+  CHECK_EQ(reuse_mixed, 0);
+  CHECK_OK(reactor_free(r));
+}
+
 /* ---- a draining BEFORE-shutdown trigger ------------------------------------------------------ */
 
 #define DRAIN 5
@@ -272,6 +379,7 @@ int main(void) {
   tu_banner_probe(PROG);
   test_many();
   test_emfile();
+  test_fd_reuse();
   test_draining_shutdown();
   return tu_finish(PROG);
 }
