@@ -42,26 +42,33 @@ static inline uint64_t thread_cpu_ns(void) {
          ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
 }
 
-/* Peak RSS of this process image.  VmHWM from /proc/self/status, not getrusage's ru_maxrss: on
- * Linux ru_maxrss survives exec, so a child of a big parent (python) starts with the parent's peak. */
-static inline uint64_t maxrss_bytes(void) {
+/* A "Key:  N kB" line of /proc/self/status, in bytes (0 if absent) */
+static inline uint64_t proc_status_bytes(const char *key) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
+  size_t kl = strlen(key);
   uint64_t kb = 0;
   if (f) {
     while (fgets(line, sizeof line, f))
-      if (strncmp(line, "VmHWM:", 6) == 0) {
-        kb = strtoull(line + 6, NULL, 10);
+      if (strncmp(line, key, kl) == 0) {
+        kb = strtoull(line + kl, NULL, 10);
         break;
       }
     fclose(f);
   }
-  if (kb == 0) { /* no procfs: fall back to getrusage */
+  return kb * 1024ull;
+}
+
+/* Peak RSS of this process image.  VmHWM from /proc/self/status, not getrusage's ru_maxrss: on
+ * Linux ru_maxrss survives exec, so a child of a big parent (python) starts with the parent's peak. */
+static inline uint64_t maxrss_bytes(void) {
+  uint64_t bytes = proc_status_bytes("VmHWM:");
+  if (bytes == 0) { /* no procfs: fall back to getrusage */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    kb = (uint64_t)ru.ru_maxrss;
+    bytes = (uint64_t)ru.ru_maxrss * 1024ull;
   }
-  return kb * 1024ull;
+  return bytes;
 }
 
 /* ---------------------------------------------------------------- output */

@@ -64,20 +64,7 @@ static void net_churn(long n, int concurrency);
 static void net_idle(long n);
 
 /* ---- resident memory now (VmRSS) ---- */
-static inline uint64_t rss_now_bytes(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  uint64_t kb = 0;
-  if (f) {
-    while (fgets(line, sizeof line, f))
-      if (strncmp(line, "VmRSS:", 6) == 0) {
-        kb = strtoull(line + 6, NULL, 10);
-        break;
-      }
-    fclose(f);
-  }
-  return kb * 1024ull;
-}
+static inline uint64_t rss_now_bytes(void) { return proc_status_bytes("VmRSS:"); }
 
 static uint64_t idle_rss_before;
 static long idle_n;

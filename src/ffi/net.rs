@@ -96,7 +96,7 @@ unsafe fn c_text<'a>(text: *const c_char) -> Result<&'a str> {
 
 use super::{check_struct_size, owner_result};
 use crate::net::listen::{self, Port, PortSpec};
-use crate::net::stream::Transport;
+use crate::net::stream::{TcpOption, Transport};
 use crate::reactor::Reactor;
 use std::rc::Rc;
 
@@ -580,6 +580,33 @@ pub unsafe extern "C" fn reactor_transport_get_peer(
     unsafe { address_out(t, out, true) }
 }
 
+/// Sets a TCP option of a transport (a UNIX transport → `REACTOR_E_UNSUPPORTED`).
+fn set_tcp_option(t: *mut reactor_transport_t, option: TcpOption, on: c_int) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        transport.set_tcp_option(option, on != 0)
+    }))
+}
+
+/// Reads a TCP option of a transport into `out` (1 or 0; NULL → `REACTOR_E_INVALID`).
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn get_tcp_option(
+    t: *const reactor_transport_t,
+    option: TcpOption,
+    out: *mut c_int,
+) -> c_int {
+    to_status(on_transport(t, |_, transport| {
+        if out.is_null() {
+            return Err(Error::Invalid);
+        }
+        let on = transport.tcp_option(option)?;
+        // SAFETY: non-NULL and writable (the caller's contract).
+        unsafe { super::write_out(out, c_int::from(on)) };
+        Ok(())
+    }))
+}
+
 /// Sets TCP_NODELAY (off by default, as in Twisted). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
 ///
 /// Thread-safety: reactor thread only.
@@ -588,9 +615,7 @@ pub extern "C" fn reactor_transport_set_tcp_nodelay(
     t: *mut reactor_transport_t,
     on: c_int,
 ) -> c_int {
-    to_status(on_transport(t, |_, transport| {
-        transport.set_nodelay(on != 0)
-    }))
+    set_tcp_option(t, TcpOption::NoDelay, on)
 }
 
 /// Reads TCP_NODELAY into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
@@ -604,15 +629,8 @@ pub unsafe extern "C" fn reactor_transport_get_tcp_nodelay(
     t: *const reactor_transport_t,
     out: *mut c_int,
 ) -> c_int {
-    to_status(on_transport(t, |_, transport| {
-        if out.is_null() {
-            return Err(Error::Invalid);
-        }
-        let on = transport.nodelay()?;
-        // SAFETY: non-NULL and writable (the caller's contract).
-        unsafe { super::write_out(out, c_int::from(on)) };
-        Ok(())
-    }))
+    // SAFETY: the caller's contract.
+    unsafe { get_tcp_option(t, TcpOption::NoDelay, out) }
 }
 
 /// Sets SO_KEEPALIVE. On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
@@ -623,9 +641,7 @@ pub extern "C" fn reactor_transport_set_tcp_keepalive(
     t: *mut reactor_transport_t,
     on: c_int,
 ) -> c_int {
-    to_status(on_transport(t, |_, transport| {
-        transport.set_keepalive(on != 0)
-    }))
+    set_tcp_option(t, TcpOption::KeepAlive, on)
 }
 
 /// Reads SO_KEEPALIVE into `out` (1 or 0). On a UNIX transport → `REACTOR_E_UNSUPPORTED`.
@@ -639,15 +655,8 @@ pub unsafe extern "C" fn reactor_transport_get_tcp_keepalive(
     t: *const reactor_transport_t,
     out: *mut c_int,
 ) -> c_int {
-    to_status(on_transport(t, |_, transport| {
-        if out.is_null() {
-            return Err(Error::Invalid);
-        }
-        let on = transport.keepalive()?;
-        // SAFETY: non-NULL and writable (the caller's contract).
-        unsafe { super::write_out(out, c_int::from(on)) };
-        Ok(())
-    }))
+    // SAFETY: the caller's contract.
+    unsafe { get_tcp_option(t, TcpOption::KeepAlive, out) }
 }
 
 /// The connection's fd; -1 for a bad handle (or a foreign thread).

@@ -88,6 +88,22 @@ enum ProducerCall {
     Stop,
 }
 
+/// The TCP options a host can switch (API.md §6.4).
+#[derive(Clone, Copy)]
+pub enum TcpOption {
+    NoDelay,
+    KeepAlive,
+}
+
+impl TcpOption {
+    fn sockopt(self) -> (c_int, c_int) {
+        match self {
+            TcpOption::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            TcpOption::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        }
+    }
+}
+
 /// A connected socket to make a transport of: its family, and the registration a connector already
 /// has for it (handed over instead of registering anew).
 pub struct Socket {
@@ -905,28 +921,17 @@ impl Transport {
         self.raw_fd().ok_or(Error::Closed)
     }
 
-    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+    /// Sets a TCP option (`TcpOption::NoDelay`: TCP_NODELAY, `KeepAlive`: SO_KEEPALIVE).
+    pub fn set_tcp_option(&self, option: TcpOption, on: bool) -> Result<()> {
         let fd = self.tcp_fd()?;
-        sys::set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, c_int::from(on))
-            .map_err(Error::Os)
+        let (level, name) = option.sockopt();
+        sys::set_int_option(fd, level, name, c_int::from(on)).map_err(Error::Os)
     }
 
-    pub fn nodelay(&self) -> Result<bool> {
+    pub fn tcp_option(&self, option: TcpOption) -> Result<bool> {
         let fd = self.tcp_fd()?;
-        sys::get_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)
-            .map(|v| v != 0)
-            .map_err(Error::Os)
-    }
-
-    pub fn set_keepalive(&self, on: bool) -> Result<()> {
-        let fd = self.tcp_fd()?;
-        sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, c_int::from(on))
-            .map_err(Error::Os)
-    }
-
-    pub fn keepalive(&self) -> Result<bool> {
-        let fd = self.tcp_fd()?;
-        sys::get_int_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+        let (level, name) = option.sockopt();
+        sys::get_int_option(fd, level, name)
             .map(|v| v != 0)
             .map_err(Error::Os)
     }
