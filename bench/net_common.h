@@ -81,8 +81,6 @@ static inline void idle_all_open(void) {
 static pid_t idle_child;
 static int idle_release_fd = -1;
 
-static inline void raise_nofile_to(rlim_t want);
-
 /* forks a process that connects n plain sockets to 127.0.0.1:port and holds them until
  * idle_release_clients() */
 static inline void idle_spawn_clients(uint16_t port, long n) {

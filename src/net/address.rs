@@ -79,14 +79,9 @@ pub fn unix_sock_addr(path: &str) -> Result<SockAddr> {
     Ok(SockAddr::Unix(raw))
 }
 
-/// Copies text into the address's host (truncated to fit, NUL-terminated).
-pub fn set_host_text(out: &mut reactor_address_t, host: &str) {
-    set_host(out, host);
-}
-
 /// Copies `host` into the address (truncated to fit, always NUL-terminated: every caller passes text
 /// known to fit, a numeric IP or a checked path).
-fn set_host(out: &mut reactor_address_t, host: &str) {
+pub fn set_host(out: &mut reactor_address_t, host: &str) {
     let bytes = host.as_bytes();
     let n = bytes.len().min(REACTOR_ADDRESS_HOST_MAX - 1);
     for (dst, src) in out.host.iter_mut().zip(&bytes[..n]) {

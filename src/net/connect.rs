@@ -192,11 +192,11 @@ impl Connector {
                     crate::types::REACTOR_FAMILY_INET
                 };
                 out.port = *port;
-                address::set_host_text(&mut out, host);
+                address::set_host(&mut out, host);
             }
             Destination::Unix { path } => {
                 out.family = crate::types::REACTOR_FAMILY_UNIX;
-                address::set_host_text(&mut out, path);
+                address::set_host(&mut out, path);
             }
         }
         out
@@ -342,15 +342,20 @@ impl Connector {
 
     /// Ends the attempt: `connection_failed(reason)` on a later pass.
     fn fail(self: &Rc<Self>, reactor: &Reactor, reason: Error) {
+        self.abandon_attempt(reactor);
+        if later::queue(reactor, Later::ConnectionFailed(self.id, reason.code())).is_err() {
+            self.deliver_failure(reactor, reason.code());
+        }
+    }
+
+    /// Stops whatever the attempt holds (timer, lookup, socket); `connection_failed` is owed.
+    fn abandon_attempt(&self, reactor: &Reactor) {
         self.disarm_timer(reactor);
         reactor.drop_connector_resolve(self.id);
         let attempt = std::mem::replace(&mut *self.attempt.borrow_mut(), Attempt::Failing);
         if let Attempt::Connecting { token, fd, .. } = attempt {
             let _ = reactor.deregister_source(token);
             drop(fd);
-        }
-        if later::queue(reactor, Later::ConnectionFailed(self.id, reason.code())).is_err() {
-            self.deliver_failure(reactor, reason.code());
         }
     }
 
@@ -457,13 +462,7 @@ impl Connector {
             *self.attempt.borrow(),
             Attempt::Resolving | Attempt::Connecting { .. }
         ) {
-            self.disarm_timer(reactor);
-            reactor.drop_connector_resolve(self.id);
-            let attempt = std::mem::replace(&mut *self.attempt.borrow_mut(), Attempt::Failing);
-            if let Attempt::Connecting { token, fd, .. } = attempt {
-                let _ = reactor.deregister_source(token);
-                drop(fd);
-            }
+            self.abandon_attempt(reactor);
             self.deliver_failure(reactor, Error::Cancelled.code());
         }
     }

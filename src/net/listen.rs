@@ -60,13 +60,11 @@ pub fn tcp_socket(
     interface: &str,
     options: &reactor_listen_options_t,
 ) -> Result<OwnedFd> {
-    let ip = if interface.is_empty() {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    let (ip, scope) = if interface.is_empty() {
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
     } else {
-        let (ip, _) = address::parse_ip_literal(interface).ok_or(Error::InvalidAddress)?;
-        ip
+        address::parse_ip_literal(interface).ok_or(Error::InvalidAddress)?
     };
-    let scope = address::parse_ip_literal(interface).map_or(0, |(_, s)| s);
     let addr = match ip {
         IpAddr::V4(v4) => SockAddr::Ip(SocketAddr::from((v4, port))),
         IpAddr::V6(v6) => SockAddr::Ip(SocketAddr::V6(std::net::SocketAddrV6::new(

@@ -458,10 +458,7 @@ pub fn duplicate(fd: RawFd) -> Result<OwnedFd, Errno> {
 
 /// A close-on-exec, non-blocking duplicate of `fd`.
 pub fn duplicate_nonblocking(fd: RawFd) -> Result<OwnedFd, Errno> {
-    // SAFETY: plain system call.
-    let copy = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: a fresh fd that nothing else owns.
-    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    let copy = duplicate(fd)?;
     // SAFETY: plain system calls on our own fd.
     let flags = check(unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_GETFL) })?;
     // SAFETY: as above.
