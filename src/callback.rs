@@ -43,8 +43,21 @@ impl UserData {
         UserData { ptr, release }
     }
 
+    /// No data and nothing to release.
+    pub const fn none() -> UserData {
+        UserData {
+            ptr: std::ptr::null_mut(),
+            release: None,
+        }
+    }
+
     pub fn ptr(&self) -> *mut c_void {
         self.ptr
+    }
+
+    /// Dropping it calls the host's release hook.
+    pub fn has_release(&self) -> bool {
+        self.release.is_some()
     }
 
     /// Gives the pointer back without releasing it (the host keeps ownership).
@@ -52,6 +65,12 @@ impl UserData {
         let ptr = self.ptr;
         std::mem::forget(self);
         ptr
+    }
+}
+
+impl Default for UserData {
+    fn default() -> Self {
+        UserData::none()
     }
 }
 

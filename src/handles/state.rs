@@ -3,7 +3,7 @@
 //! ```text
 //!  63        52 51   50      49      48   47    46         45    44     43    32 31              0
 //! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
-//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. |CALLS|(free)| pins  | owner thread id|
+//! | generation |LIVE|CLOSING|OWNER_IN|FLAG|AWAKE|WAKE_PEND. |CALLS|(free)| pins  | owner / tag    |
 //! |            |    |       |        |    |     |           |LOCK |      |       |                |
 //! +------------+----+-------+--------+----+-----+-----------+-----+------+-------+----------------+
 //! ```
@@ -21,7 +21,8 @@
 //!   keeps the reactor alive and locks its queue, and its unlock is the waker handshake.
 //! - bit 44 is free.
 //! - pins: accesses in progress; removal waits for (or, for reactors, refuses on) a non-zero count.
-//! - owner: (reactors) the owning thread's id.
+//! - owner: (reactors) the owning thread's id; other kinds may keep a tag there
+//!   (`HandleTable::insert_tagged`), e.g. a transport's owning reactor.
 
 pub(crate) const GENERATION_BITS: u32 = 12;
 const GENERATION_SHIFT: u32 = 52;

@@ -197,6 +197,52 @@ impl<T: Send + Sync, const INDEX_BITS: u32, const GENERATION_BITS: u32>
         self.insert_with(object, 0)
     }
 
+    /// Stores `object` with a 32-bit `tag` in the state word's owner bits (for kinds without an
+    /// owner thread): one small fact per handle, such as its owning reactor, with no allocation.
+    pub fn insert_tagged(&self, object: Box<T>, tag: u32) -> Result<*mut c_void> {
+        self.insert_with(object, u64::from(tag))
+    }
+
+    /// The tag of a live handle (`None`: stale, removed, foreign). One load, no pin: the handle may
+    /// die right after, which the caller's own lookup of the object then finds.
+    #[inline]
+    pub fn tag(&self, handle: *const c_void) -> Option<u32> {
+        let (slot, generation) = self.locate(handle)?;
+        let state = slot.state.load(Ordering::Acquire);
+        self.is_open(state, generation).then(|| state::owner(state))
+    }
+
+    /// A handle's place in the kind's handle range (generation and index), or `None` for a handle
+    /// outside it; `handle_at` turns it back. Lets a handle be kept in `INDEX_BITS +
+    /// GENERATION_BITS` bits (a tag).
+    pub fn offset_of(&self, handle: *const c_void) -> Option<u32> {
+        let base = self.base.load(Ordering::Acquire);
+        if base == 0 {
+            return None;
+        }
+        let offset = (handle as usize).wrapping_sub(base + Self::KIND.slot_bytes());
+        (offset < Self::KIND.handle_bytes())
+            .then(|| u32::try_from(offset).ok())
+            .flatten()
+    }
+
+    /// The handle at `offset` of the kind's handle range (see `offset_of`); null before the table
+    /// has its mapping.
+    pub fn handle_at(&self, offset: u32) -> *mut c_void {
+        let base = self.base.load(Ordering::Acquire);
+        if base == 0 {
+            return ptr::null_mut();
+        }
+        (base + Self::KIND.slot_bytes() + offset as usize) as *mut c_void
+    }
+
+    /// The slot index of a handle in the kind's range (the same for every generation of a slot):
+    /// dense, so per-owner tables can be arrays indexed by it.
+    pub fn index_of(&self, handle: *const c_void) -> Option<usize> {
+        self.offset_of(handle)
+            .map(|offset| offset as usize & (Self::KIND.slots() - 1))
+    }
+
     /// Pins the object behind `handle` if the handle is live and `check` accepts the state word.
     /// A stale, removed or foreign handle gives `Error::Invalid`.
     #[inline]
@@ -453,6 +499,41 @@ mod tests {
         let slots = TABLE.base.load(Ordering::Relaxed) as *const c_void;
         assert!(TABLE.pin(slots).is_none());
         assert!(TABLE.remove(b).is_some());
+    }
+
+    #[test]
+    fn tags_are_read_without_a_pin_and_die_with_the_handle() {
+        static TABLE: Small<()> = HandleTable::new();
+        static OTHER: Small<()> = HandleTable::new();
+        let a = TABLE.insert_tagged(Box::new(()), 0xdead_beef).unwrap();
+        let b = TABLE.insert_tagged(Box::new(()), 7).unwrap();
+        assert_eq!(TABLE.tag(a), Some(0xdead_beef));
+        assert_eq!(TABLE.tag(b), Some(7));
+        assert!(
+            TABLE.pin(a).is_some(),
+            "a tagged handle is an ordinary live handle"
+        );
+        assert_eq!(TABLE.tag(ptr::null()), None);
+        let offset = TABLE.offset_of(b).unwrap();
+        assert_eq!(TABLE.handle_at(offset), b);
+        assert_eq!(
+            TABLE.index_of(b),
+            Some(offset as usize & (SMALL.slots() - 1))
+        );
+        assert_ne!(TABLE.index_of(a), TABLE.index_of(b));
+        assert_eq!(
+            OTHER.offset_of(b),
+            None,
+            "another kind's handle is not in range"
+        );
+        assert!(OTHER.handle_at(0).is_null(), "no mapping yet");
+        TABLE.remove(a);
+        assert_eq!(TABLE.tag(a), None, "a removed handle has no tag");
+        let c = TABLE.insert(Box::new(())).unwrap();
+        assert_eq!(TABLE.tag(c), Some(0), "an untagged handle");
+        assert_eq!(TABLE.tag(a), None);
+        TABLE.remove(b);
+        TABLE.remove(c);
     }
 
     #[test]

@@ -29,14 +29,14 @@ pub fn from_socket_addr(addr: &SocketAddr) -> reactor_address_t {
         SocketAddr::V4(v4) => {
             out.family = REACTOR_FAMILY_INET;
             out.port = v4.port();
-            set_host(&mut out, &v4.ip().to_string());
+            set_host_display(&mut out, v4.ip());
         }
         SocketAddr::V6(v6) => {
             out.family = REACTOR_FAMILY_INET6;
             out.port = v6.port();
             out.flow_info = v6.flowinfo();
             out.scope_id = v6.scope_id();
-            set_host(&mut out, &v6.ip().to_string());
+            set_host_display(&mut out, v6.ip());
         }
     }
     out
@@ -88,6 +88,34 @@ pub fn set_host(out: &mut reactor_address_t, host: &str) {
         *dst = *src as c_char;
     }
     out.host[n] = 0;
+}
+
+/// Formats `host` into the address's host field with no allocation (an accept or a read of a
+/// datagram does this for every peer).
+fn set_host_display(out: &mut reactor_address_t, host: impl std::fmt::Display) {
+    struct HostField<'a> {
+        field: &'a mut [c_char; REACTOR_ADDRESS_HOST_MAX],
+        len: usize,
+    }
+    impl std::fmt::Write for HostField<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for &byte in s.as_bytes() {
+                if self.len + 1 >= self.field.len() {
+                    return Err(std::fmt::Error); // truncated, as set_host truncates
+                }
+                self.field[self.len] = byte as c_char;
+                self.len += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut field = HostField {
+        field: &mut out.host,
+        len: 0,
+    };
+    let _ = std::fmt::Write::write_fmt(&mut field, format_args!("{host}"));
+    let len = field.len;
+    out.host[len] = 0;
 }
 
 /// The host text of an address: up to its NUL (`Error::Invalid` if there is none, or it is not UTF-8).

@@ -1,36 +1,58 @@
-//! The handle tables of ports and transports. An entry holds only the owning reactor's handle (an
-//! opaque token): the objects themselves live on the reactor thread (`super::Net`).
+//! The handle tables of ports and transports. A slot holds nothing but its owning reactor's handle,
+//! kept in the slot's tag (no allocation per connection): the objects themselves live on the reactor
+//! thread (`super::Net`), found by the handle's slot index.
 
 use crate::handles::{HandleTable, PortTable, TransportTable};
-use crate::status::Result;
+use crate::reactor::REACTORS;
+use crate::status::{Error, Result};
 use std::os::raw::c_void;
 
-pub struct Owner {
-    pub reactor: usize,
+/// What a port or transport slot holds: nothing (zero-sized, so boxing it allocates nothing).
+pub struct Owned;
+
+pub static PORTS: PortTable<Owned> = HandleTable::new();
+pub static TRANSPORTS: TransportTable<Owned> = HandleTable::new();
+
+const _: () = assert!(
+    crate::handles::REACTOR.index_bits + crate::handles::REACTOR.generation_bits <= 32,
+    "a reactor handle must fit a slot's tag"
+);
+
+/// The tag that names `reactor` (a live reactor handle).
+fn reactor_tag(reactor: usize) -> Result<u32> {
+    REACTORS
+        .offset_of(reactor as *const c_void)
+        .ok_or(Error::Internal)
 }
 
-pub static PORTS: PortTable<Owner> = HandleTable::new();
-pub static TRANSPORTS: TransportTable<Owner> = HandleTable::new();
+fn tagged_reactor(tag: u32) -> usize {
+    REACTORS.handle_at(tag) as usize
+}
 
 /// The reactor a port handle belongs to (`None`: not a live port).
 pub fn port_reactor(handle: *const c_void) -> Option<usize> {
-    PORTS.with(handle, |owner| owner.reactor)
+    PORTS.tag(handle).map(tagged_reactor)
 }
 
 /// The reactor a transport handle belongs to (`None`: not a live transport).
 pub fn transport_reactor(handle: *const c_void) -> Option<usize> {
-    TRANSPORTS.with(handle, |owner| owner.reactor)
+    TRANSPORTS.tag(handle).map(tagged_reactor)
+}
+
+/// The slot index of a transport handle (its place in its reactor's `Net::transports`).
+pub fn transport_index(handle: usize) -> Option<usize> {
+    TRANSPORTS.index_of(handle as *const c_void)
 }
 
 pub fn new_port(reactor: usize) -> Result<usize> {
     PORTS
-        .insert(Box::new(Owner { reactor }))
+        .insert_tagged(Box::new(Owned), reactor_tag(reactor)?)
         .map(|h| h as usize)
 }
 
 pub fn new_transport(reactor: usize) -> Result<usize> {
     TRANSPORTS
-        .insert(Box::new(Owner { reactor }))
+        .insert_tagged(Box::new(Owned), reactor_tag(reactor)?)
         .map(|h| h as usize)
 }
 

@@ -1,9 +1,14 @@
 //! Work on network objects that must run on a later pass ("callbacks never run inside the call that
-//! caused them", API.md §6.1). It travels through the reactor's own call queue, which runs it at the
-//! start of the next pass, carrying the object's handle, not the object (the queue is `Send`).
+//! caused them", API.md §6.1). It waits in the reactor's `LaterQueue` (reactor thread only: no lock,
+//! no allocation per item), which the next pass runs where it runs thread calls, carrying the
+//! object's handle, not the object. Work from other threads (a connector handle released there)
+//! comes through the reactor's call queue instead (`ReactorTask`).
 
 use crate::callback::UserData;
-use crate::reactor::{Reactor, ReactorTask, ThreadCall};
+use crate::reactor::{Reactor, ReactorTask};
+use crate::status::Error;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::os::raw::c_int;
 
 pub(crate) enum Later {
@@ -26,7 +31,13 @@ pub(crate) enum Later {
 
 impl ReactorTask for Later {
     fn run(self: Box<Self>, reactor: &Reactor) {
-        match *self {
+        (*self).run_now(reactor);
+    }
+}
+
+impl Later {
+    fn run_now(self, reactor: &Reactor) {
+        match self {
             Later::ConnectionMade(handle) => {
                 if let Some(t) = reactor.net.borrow().transport(handle) {
                     t.deliver_connection_made(reactor);
@@ -57,11 +68,56 @@ impl ReactorTask for Later {
     }
 }
 
+/// The reactor's later work, in order.
+#[derive(Default)]
+pub struct LaterQueue {
+    queued: RefCell<VecDeque<Later>>,
+    /// An emptied batch, kept for its capacity.
+    spare: RefCell<VecDeque<Later>>,
+}
+
+impl LaterQueue {
+    pub fn is_empty(&self) -> bool {
+        self.queued.borrow().is_empty()
+    }
+
+    /// Runs the work queued before this call (work it queues waits for the next pass, so a pull
+    /// producer that asks again and again cannot hold the loop). A crash stops it: the rest stays
+    /// queued, in order.
+    pub fn run_queued(&self, reactor: &Reactor) {
+        let mut batch = std::mem::replace(
+            &mut *self.queued.borrow_mut(),
+            std::mem::take(&mut *self.spare.borrow_mut()),
+        );
+        while let Some(work) = batch.pop_front() {
+            if reactor.is_crashing() {
+                let mut queued = self.queued.borrow_mut();
+                while let Some(newer) = queued.pop_front() {
+                    batch.push_back(newer);
+                }
+                *queued = batch;
+                return;
+            }
+            work.run_now(reactor);
+        }
+        *self.spare.borrow_mut() = batch;
+    }
+
+    /// Everything still queued (`reactor_free`: dropped, so only releases run).
+    pub fn take_all(&self) -> VecDeque<Later> {
+        std::mem::take(&mut *self.queued.borrow_mut())
+    }
+}
+
 /// Queues `work` for the next pass. Refused only once the reactor stopped for good (its network
-/// objects are then closed already); the work is dropped then (a release still runs).
+/// objects are then closed already) or is poisoned; the work is dropped then (a release still runs).
 pub fn queue(reactor: &Reactor, work: Later) -> Result<(), c_int> {
-    reactor
-        .shared
-        .push_unpinned(|| ThreadCall::Task(Box::new(work)))
-        .map_err(|e| e.code())
+    if reactor.is_finished() {
+        return Err(Error::Closed.code());
+    }
+    if reactor.shared.is_poisoned() {
+        return Err(Error::Internal.code());
+    }
+    reactor.later.queued.borrow_mut().push_back(work);
+    Ok(())
 }

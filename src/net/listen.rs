@@ -227,7 +227,7 @@ impl Port {
             let Some(fd) = self.fd.borrow().as_ref().map(sys::raw) else {
                 return;
             };
-            match sys::accept(fd) {
+            match sys::accept(fd, self.spec.build.is_some()) {
                 Ok(None) => return,
                 Ok(Some((conn, peer))) => self.accepted(reactor, conn, peer),
                 Err(libc::ECONNABORTED | libc::EINTR | libc::EPROTO) => {}
@@ -247,14 +247,6 @@ impl Port {
     }
 
     fn accepted(self: &Rc<Self>, reactor: &Reactor, conn: OwnedFd, peer: Option<SockAddr>) {
-        let peer = peer.map_or_else(
-            || {
-                let mut a = address::empty();
-                a.family = crate::types::REACTOR_FAMILY_UNIX;
-                a
-            },
-            |p| address::from_sock_addr(&p),
-        );
         let port_ud = self
             .data
             .borrow()
@@ -262,6 +254,15 @@ impl Port {
             .map_or(std::ptr::null_mut(), |d| d.ptr());
         let (conn_ud, conn_release) = match self.spec.build {
             Some(build) => {
+                // Only `build_protocol` sees the peer's address: formatted for it alone.
+                let peer = peer.map_or_else(
+                    || {
+                        let mut a = address::empty();
+                        a.family = crate::types::REACTOR_FAMILY_UNIX;
+                        a
+                    },
+                    |p| address::from_sock_addr(&p),
+                );
                 let handle = self.handle as *mut reactor_port_t;
                 let (status, ud, release) =
                     reactor.invoke(|| call_build_protocol(build, handle, &peer, port_ud));
@@ -299,7 +300,7 @@ impl Port {
 fn shed_one_peer(reactor: &Reactor, listener: c_int, errno: i32) {
     let spare = reactor.net.borrow_mut().spare_fd.take();
     drop(spare);
-    if let Ok(Some((conn, _))) = sys::accept(listener) {
+    if let Ok(Some((conn, _))) = sys::accept(listener, false) {
         drop(conn);
     }
     reactor.net.borrow_mut().spare_fd = sys::open_spare_fd();

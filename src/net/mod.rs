@@ -13,6 +13,7 @@ mod handles;
 pub(crate) mod later;
 pub mod listen;
 pub mod resolve;
+mod slots;
 pub mod stream;
 pub mod sys;
 mod write_buffer;
@@ -23,12 +24,44 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
+/// Hashing for the library's own sequential ids: one multiplication (Fibonacci hashing spreads
+/// consecutive ids over the table), where the default SipHash guards against hostile keys that
+/// these are not. A connection's connector is looked up several times in its life.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHash;
+
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The reactor's network objects (owner-only part of the reactor).
 #[derive(Default)]
 pub struct Net {
     ports: HashMap<usize, Rc<listen::Port>>,
-    transports: HashMap<usize, Rc<stream::Transport>>,
-    pub(crate) connectors: HashMap<u64, Rc<connect::Connector>>,
+    /// By the slot index of their handles (`slots::Slots`: one word per connection).
+    transports: slots::Slots<Rc<stream::Transport>>,
+    pub(crate) connectors: HashMap<u64, Rc<connect::Connector>, IdHash>,
     next_connector: u64,
     /// Given up to accept (and close) one peer when the process is out of fds.
     spare_fd: Option<OwnedFd>,
@@ -42,7 +75,23 @@ impl Net {
     }
 
     pub fn transport(&self, handle: usize) -> Option<Rc<stream::Transport>> {
-        self.transports.get(&handle).cloned()
+        let index = handles::transport_index(handle)?;
+        self.transports
+            .get(index)
+            .filter(|t| t.handle_value() == handle)
+            .cloned()
+    }
+
+    fn add_transport(&mut self, transport: Rc<stream::Transport>) {
+        if let Some(index) = handles::transport_index(transport.handle_value()) {
+            self.transports.insert(index, transport);
+        }
+    }
+
+    fn remove_transport(&mut self, handle: usize) -> Option<Rc<stream::Transport>> {
+        let index = handles::transport_index(handle)?;
+        self.transports
+            .remove_if(index, |t| t.handle_value() == handle)
     }
 
     pub fn connector(&self, id: u64) -> Option<Rc<connect::Connector>> {
@@ -58,7 +107,7 @@ impl Net {
     pub fn take_all(&mut self) -> Everything {
         Everything {
             _ports: self.ports.drain().map(|(_, p)| p).collect(),
-            _transports: self.transports.drain().map(|(_, t)| t).collect(),
+            _transports: self.transports.drain(),
             _connectors: self.connectors.drain().map(|(_, c)| c).collect(),
         }
     }

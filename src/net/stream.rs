@@ -22,6 +22,8 @@ use crate::types::{
     reactor_producer_t, reactor_protocol_t, reactor_transport_t,
 };
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
@@ -49,28 +51,138 @@ struct State {
     closing_write: bool,
     /// The write side is shut down.
     write_closed: bool,
-    out: WriteBuffer,
-    high: usize,
-    low: usize,
     /// Taken off the backend: the socket hung up while nothing was wanted from it (reading paused,
     /// nothing to write), so a level-triggered poll would report it forever.
     parked: bool,
     /// What the backend was last told.
     interest: Interest,
-    /// Boxed: most transports never have one (keeps the per-connection state small).
-    producer: Option<Box<Producer>>,
+    /// Made on first need and kept: most connections never need it (see `Outgoing`).
+    outgoing: Option<Box<Outgoing>>,
+}
+
+/// The part of a transport's state that only some connections need, boxed on first use so that an
+/// idle connection, or one whose writes always go out at once, carries none of it: bytes the socket
+/// has not taken yet, custom water marks, a producer, fds to pass.
+struct Outgoing {
+    out: WriteBuffer,
+    high: usize,
+    low: usize,
+    producer: Option<Producer>,
     /// A streaming producer was told to pause.
     producer_paused: bool,
     /// A pull producer's `resume_producing` is queued for the next pass.
     resume_queued: bool,
-    /// Bytes accepted by writes so far, and bytes handed to the socket so far.
-    written_total: u64,
-    sent_total: u64,
-    /// Fds to pass (UNIX), each with the byte it goes with (the first byte written after it).
-    /// Boxed (the queue's own header too): only UNIX transports that pass fds have any, and every
-    /// connection carries this field.
-    #[allow(clippy::box_collection)]
-    fds_out: Option<Box<std::collections::VecDeque<(u64, OwnedFd)>>>,
+    /// Bytes handed to the socket since this was made: a byte's number is `sent + its place in
+    /// `out``, which is how an fd to pass names the byte it goes with.
+    sent: u64,
+    /// Fds to pass (UNIX), each with the number of the byte it goes with (the first byte written
+    /// after it).
+    fds_out: VecDeque<(u64, OwnedFd)>,
+}
+
+impl Default for Outgoing {
+    fn default() -> Self {
+        Outgoing {
+            out: WriteBuffer::default(),
+            high: DEFAULT_HIGH,
+            low: DEFAULT_LOW,
+            producer: None,
+            producer_paused: false,
+            resume_queued: false,
+            sent: 0,
+            fds_out: VecDeque::new(),
+        }
+    }
+}
+
+impl Outgoing {
+    /// One send of the buffered bytes. With fds to pass: those due at the next byte ride along, and
+    /// the send stops before the byte the next fd is due at.
+    fn send_buffered(&self, fd: RawFd) -> std::result::Result<usize, sys::Errno> {
+        let slices = self.out.slices();
+        if self.fds_out.is_empty() {
+            return sys::send_vectored(fd, &slices);
+        }
+        let fds = &self.fds_out;
+        let first_at = fds.front().map_or(0, |(at, _)| *at);
+        let due: Vec<RawFd> = fds
+            .iter()
+            .take_while(|(at, _)| *at == self.sent)
+            .take(sys::MAX_PASSED_FDS)
+            .map(|(_, f)| sys::raw(f))
+            .collect();
+        let next_at = if due.is_empty() {
+            Some(first_at)
+        } else {
+            fds.get(due.len()).map(|(at, _)| *at)
+        };
+        let mut limit = next_at.map_or(usize::MAX, |at| (at - self.sent) as usize);
+        if limit == 0 {
+            limit = usize::MAX; // several fds due at one byte beyond one message's worth
+        }
+        let mut cut: Vec<&[u8]> = Vec::with_capacity(slices.len());
+        for s in slices {
+            if limit == 0 {
+                break;
+            }
+            let take = s.len().min(limit);
+            cut.push(&s[..take]);
+            limit -= take;
+        }
+        sys::send_with_fds(fd, &cut, &due)
+    }
+
+    /// Accounts for `n` buffered bytes handed to the socket: fds that went with the first of them are
+    /// done. Gives back the lent buffers that are now all sent.
+    fn sent(&mut self, n: usize) -> Vec<UserData> {
+        if n == 0 {
+            return Vec::new();
+        }
+        self.sent_directly(n);
+        self.out.consume(n)
+    }
+
+    /// Accounts for `n` bytes handed to the socket (buffered or not).
+    fn sent_directly(&mut self, n: usize) {
+        let first = self.sent;
+        let mut passed = 0;
+        while passed < sys::MAX_PASSED_FDS
+            && self.fds_out.front().is_some_and(|(at, _)| *at == first)
+        {
+            self.fds_out.pop_front();
+            passed += 1;
+        }
+        self.sent += n as u64;
+    }
+}
+
+impl State {
+    /// Bytes buffered, not yet taken by the socket.
+    fn buffered(&self) -> usize {
+        self.outgoing.as_ref().map_or(0, |o| o.out.len())
+    }
+
+    fn producer(&self) -> Option<&Producer> {
+        self.outgoing.as_ref()?.producer.as_ref()
+    }
+
+    fn outgoing(&mut self) -> &mut Outgoing {
+        self.outgoing.get_or_insert_default()
+    }
+
+    /// Nothing is waiting to go out (so a write may go to the socket directly).
+    fn nothing_queued(&self) -> bool {
+        self.outgoing
+            .as_ref()
+            .is_none_or(|o| o.out.is_empty() && o.fds_out.is_empty())
+    }
+
+    /// Takes the buffered bytes out (on an end or abort), with the lent buffers to hand back.
+    fn clear_buffer(&mut self) -> Vec<UserData> {
+        self.outgoing
+            .as_mut()
+            .map_or_else(Vec::new, |o| o.out.clear())
+    }
 }
 
 /// A registered producer (IConsumer): its callbacks, push or pull, and its user data.
@@ -112,18 +224,25 @@ pub struct Socket {
     pub registered: Option<Token>,
 }
 
+/// Kept small (104 bytes): a server holds one per connection (see the idle-connections benchmark).
 pub struct Transport {
     handle: usize,
-    fd: RefCell<Option<OwnedFd>>,
+    /// Closed (taken) when the connection ends.
+    fd: Cell<Option<OwnedFd>>,
     token: Cell<Option<Token>>,
     /// Shared with the port or connector that made it.
     protocol: Rc<reactor_protocol_t>,
-    data: RefCell<Option<UserData>>,
+    /// The protocol's user data (released after `connection_lost`; empty once released).
+    data: Cell<UserData>,
     /// A client connection: the connector that made it owns the user data and hears of the end.
-    connector: Option<u64>,
+    connector: Option<NonZeroU64>,
     unix: bool,
     state: RefCell<State>,
 }
+
+// The size the comment on `Transport` promises (64-bit targets).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Transport>() <= 104);
 
 impl Transport {
     /// Wraps a connected socket: registered for reading, reachable by handle, `connection_made` on
@@ -146,15 +265,13 @@ impl Transport {
         let handle = handles::new_transport(reactor.handle() as usize)?;
         let transport = Rc::new(Transport {
             handle,
-            fd: RefCell::new(None),
+            fd: Cell::new(None),
             token: Cell::new(None),
             protocol,
-            data: RefCell::new(None),
-            connector,
+            data: Cell::new(UserData::none()),
+            connector: connector.and_then(NonZeroU64::new),
             unix,
             state: RefCell::new(State {
-                high: DEFAULT_HIGH,
-                low: DEFAULT_LOW,
                 interest: Interest::READ,
                 ..State::default()
             }),
@@ -184,13 +301,9 @@ impl Transport {
             });
         }
         transport.token.set(Some(token));
-        *transport.fd.borrow_mut() = Some(fd);
-        *transport.data.borrow_mut() = Some(make_data());
-        reactor
-            .net
-            .borrow_mut()
-            .transports
-            .insert(handle, transport.clone());
+        transport.fd.set(Some(fd));
+        transport.data.set(make_data());
+        reactor.net.borrow_mut().add_transport(transport.clone());
         Ok(handle)
     }
 
@@ -198,15 +311,22 @@ impl Transport {
         self.handle as *mut reactor_transport_t
     }
 
+    pub fn handle_value(&self) -> usize {
+        self.handle
+    }
+
     fn raw_fd(&self) -> Option<RawFd> {
-        self.fd.borrow().as_ref().map(sys::raw)
+        let fd = self.fd.take();
+        let raw = fd.as_ref().map(sys::raw);
+        self.fd.set(fd);
+        raw
     }
 
     fn ud(&self) -> *mut c_void {
-        self.data
-            .borrow()
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |d| d.ptr())
+        let data = self.data.take();
+        let ptr = data.ptr();
+        self.data.set(data);
+        ptr
     }
 
     pub fn fileno(&self) -> c_int {
@@ -224,7 +344,7 @@ impl Transport {
     fn call_producer(&self, reactor: &Reactor, which: ProducerCall) {
         let call = {
             let st = self.state.borrow();
-            st.producer.as_ref().and_then(|p| {
+            st.producer().and_then(|p| {
                 let cb = match which {
                     ProducerCall::Pause => p.callbacks.pause_producing,
                     ProducerCall::Resume => p.callbacks.resume_producing,
@@ -243,10 +363,13 @@ impl Transport {
     fn producer_after_send(self: &Rc<Self>, reactor: &Reactor) {
         let resume = {
             let mut st = self.state.borrow_mut();
-            let at_low = st.out.len() <= st.low;
-            match &st.producer {
-                Some(p) if p.streaming && st.producer_paused && at_low => {
-                    st.producer_paused = false;
+            let Some(o) = st.outgoing.as_deref_mut() else {
+                return;
+            };
+            let at_low = o.out.len() <= o.low;
+            match &o.producer {
+                Some(p) if p.streaming && o.producer_paused && at_low => {
+                    o.producer_paused = false;
                     true
                 }
                 Some(p) if !p.streaming && at_low => true,
@@ -269,15 +392,18 @@ impl Transport {
         }
         let next = {
             let mut st = self.state.borrow_mut();
-            let over = st.out.len() > st.high;
-            let empty = st.out.is_empty();
-            match &st.producer {
-                Some(p) if p.streaming && !st.producer_paused && over => {
-                    st.producer_paused = true;
+            let Some(o) = st.outgoing.as_deref_mut() else {
+                return;
+            };
+            let over = o.out.len() > o.high;
+            let empty = o.out.is_empty();
+            match &o.producer {
+                Some(p) if p.streaming && !o.producer_paused && over => {
+                    o.producer_paused = true;
                     Next::Pause
                 }
-                Some(p) if !p.streaming && empty && !st.resume_queued => {
-                    st.resume_queued = true;
+                Some(p) if !p.streaming && empty && !o.resume_queued => {
+                    o.resume_queued = true;
                     Next::QueueResume
                 }
                 _ => Next::Nothing,
@@ -296,8 +422,10 @@ impl Transport {
     pub fn resume_pull_producer(self: &Rc<Self>, reactor: &Reactor) {
         let wanted = {
             let mut st = self.state.borrow_mut();
-            st.resume_queued = false;
-            !st.ended && st.producer.as_ref().is_some_and(|p| !p.streaming)
+            let ended = st.ended;
+            let o = st.outgoing();
+            o.resume_queued = false;
+            !ended && o.producer.as_ref().is_some_and(|p| !p.streaming)
         };
         if wanted {
             self.call_producer(reactor, ProducerCall::Resume);
@@ -315,20 +443,21 @@ impl Transport {
     ) -> Result<()> {
         {
             let mut st = self.state.borrow_mut();
-            if st.producer.is_some() {
+            if st.producer().is_some() {
                 return Err(Error::Busy);
             }
             if st.ended || st.end_reason.is_some() || st.disconnecting || st.write_closed {
                 return Err(Error::Closed);
             }
-            st.producer = Some(Box::new(Producer {
+            let o = st.outgoing();
+            o.producer = Some(Producer {
                 callbacks,
                 streaming,
                 data: make_data(),
-            }));
-            st.producer_paused = false;
+            });
+            o.producer_paused = false;
             if !streaming {
-                st.resume_queued = true;
+                o.resume_queued = true;
             }
         }
         if !streaming {
@@ -341,9 +470,11 @@ impl Transport {
     pub fn unregister_producer(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
         let (producer, finish_close) = {
             let mut st = self.state.borrow_mut();
-            let producer = st.producer.take().ok_or(Error::NotFound)?;
-            st.producer_paused = false;
-            (producer, st.disconnecting && st.out.is_empty())
+            let disconnecting = st.disconnecting;
+            let o = st.outgoing.as_deref_mut().ok_or(Error::NotFound)?;
+            let producer = o.producer.take().ok_or(Error::NotFound)?;
+            o.producer_paused = false;
+            (producer, disconnecting && o.out.is_empty())
         };
         reactor.retire(producer.data);
         if finish_close {
@@ -387,14 +518,19 @@ impl Transport {
         if let Some(token) = self.token.take() {
             let _ = reactor.deregister_source(token);
         }
-        drop(self.fd.borrow_mut().take());
-        let lent = self.state.borrow_mut().out.clear();
+        drop(self.fd.take());
+        let lent = self.state.borrow_mut().clear_buffer();
         Self::hand_back(reactor, lent);
         // The producer hears of the end first, then its release runs (Twisted stops the producer
         // before the protocol's connectionLost).
-        if self.state.borrow().producer.is_some() {
+        if self.state.borrow().producer().is_some() {
             self.call_producer(reactor, ProducerCall::Stop);
-            let producer = self.state.borrow_mut().producer.take();
+            let producer = self
+                .state
+                .borrow_mut()
+                .outgoing
+                .as_deref_mut()
+                .and_then(|o| o.producer.take());
             if let Some(producer) = producer {
                 reactor.retire(producer.data);
             }
@@ -404,14 +540,11 @@ impl Transport {
             reactor.invoke(|| call_connection_lost(cb, self.handle(), reason, ud));
         }
         handles::end_transport(self.handle);
-        let removed = reactor.net.borrow_mut().transports.remove(&self.handle);
+        let removed = reactor.net.borrow_mut().remove_transport(self.handle);
         drop(removed);
-        let data = self.data.borrow_mut().take();
-        if let Some(data) = data {
-            reactor.retire(data);
-        }
+        reactor.retire(self.data.take());
         if let Some(connector) = self.connector {
-            reactor.connector_transport_ended(connector);
+            reactor.connector_transport_ended(connector.get());
         }
     }
 
@@ -445,7 +578,7 @@ impl Transport {
         let ending = st.ended || st.end_reason.is_some();
         Interest {
             read: !ending && !st.reading_paused && !st.read_closed && !st.disconnecting,
-            write: !ending && !st.out.is_empty(),
+            write: !ending && st.buffered() > 0,
         }
     }
 
@@ -578,12 +711,12 @@ impl Transport {
         let Some(fd) = self.raw_fd() else { return };
         let (result, lent) = {
             let mut st = self.state.borrow_mut();
-            let sent = Self::send_buffered(&st, fd);
+            let Some(o) = st.outgoing.as_deref_mut() else {
+                return;
+            };
+            let sent = o.send_buffered(fd);
             let lent = match sent {
-                Ok(n) => {
-                    Self::sent(&mut st, n);
-                    st.out.consume(n)
-                }
+                Ok(n) => o.sent(n),
                 Err(_) => Vec::new(),
             };
             (sent, lent)
@@ -595,67 +728,18 @@ impl Transport {
             Err(e) => return self.end_with(reactor, os_status(e)),
         }
         self.producer_after_send(reactor);
-        if self.state.borrow().out.is_empty() {
+        if self.state.borrow().buffered() == 0 {
             self.after_drain(reactor);
         }
         self.update_interest(reactor);
     }
 
-    /// One send of the buffered bytes. With fds to pass: those due at the next byte ride along, and
-    /// the send stops before the byte the next fd is due at.
-    fn send_buffered(st: &State, fd: RawFd) -> std::result::Result<usize, sys::Errno> {
-        let slices = st.out.slices();
-        let Some(fds) = st.fds_out.as_deref().filter(|q| !q.is_empty()) else {
-            return sys::send_vectored(fd, &slices);
-        };
-        let first_at = fds.front().map_or(0, |(at, _)| *at);
-        let due: Vec<RawFd> = fds
-            .iter()
-            .take_while(|(at, _)| *at == st.sent_total)
-            .take(sys::MAX_PASSED_FDS)
-            .map(|(_, f)| sys::raw(f))
-            .collect();
-        let next_at = if due.is_empty() {
-            Some(first_at)
-        } else {
-            fds.get(due.len()).map(|(at, _)| *at)
-        };
-        let mut limit = next_at.map_or(usize::MAX, |at| (at - st.sent_total) as usize);
-        if limit == 0 {
-            limit = usize::MAX; // several fds due at one byte beyond one message's worth
+    /// Bytes written straight to the socket (nothing was queued): counted only where fds to pass
+    /// need the count (once there is an `Outgoing`).
+    fn sent_directly(&self, n: usize) {
+        if let Some(o) = self.state.borrow_mut().outgoing.as_deref_mut() {
+            o.sent_directly(n);
         }
-        let mut cut: Vec<&[u8]> = Vec::with_capacity(slices.len());
-        for s in slices {
-            if limit == 0 {
-                break;
-            }
-            let take = s.len().min(limit);
-            cut.push(&s[..take]);
-            limit -= take;
-        }
-        sys::send_with_fds(fd, &cut, &due)
-    }
-
-    /// Accounts for `n` bytes handed to the socket: fds that went with the first of them are done.
-    fn sent(st: &mut State, n: usize) {
-        if n == 0 {
-            return;
-        }
-        let first = st.sent_total;
-        let mut passed = 0;
-        while passed < sys::MAX_PASSED_FDS
-            && st
-                .fds_out
-                .as_deref()
-                .and_then(|q| q.front())
-                .is_some_and(|(at, _)| *at == first)
-        {
-            if let Some(q) = st.fds_out.as_deref_mut() {
-                q.pop_front();
-            }
-            passed += 1;
-        }
-        st.sent_total += n as u64;
     }
 
     /// `send_file_descriptor` (UNIX): a duplicate of `fd` goes with the next byte written.
@@ -669,8 +753,9 @@ impl Transport {
             e => Error::Os(e),
         })?;
         let mut st = self.state.borrow_mut();
-        let at = st.written_total;
-        st.fds_out.get_or_insert_default().push_back((at, copy));
+        let o = st.outgoing();
+        let at = o.sent + o.out.len() as u64;
+        o.fds_out.push_back((at, copy));
         Ok(())
     }
 
@@ -680,7 +765,7 @@ impl Transport {
         let (disconnecting, closing_write) = {
             let st = self.state.borrow();
             (
-                st.disconnecting && st.producer.is_none(),
+                st.disconnecting && st.producer().is_none(),
                 st.closing_write && !st.write_closed,
             )
         };
@@ -696,7 +781,7 @@ impl Transport {
     pub fn close_write_now(self: &Rc<Self>, reactor: &Reactor) {
         let read_closed = {
             let mut st = self.state.borrow_mut();
-            if st.ended || st.write_closed || !st.out.is_empty() {
+            if st.ended || st.write_closed || st.buffered() > 0 {
                 return;
             }
             st.write_closed = true;
@@ -739,16 +824,12 @@ impl Transport {
             return Ok(());
         }
         let mut skip = 0;
-        self.state.borrow_mut().written_total += total as u64;
-        let direct = {
-            let st = self.state.borrow();
-            st.out.is_empty() && st.fds_out.as_deref().is_none_or(|q| q.is_empty())
-        };
+        let direct = self.state.borrow().nothing_queued();
         if direct && let Some(fd) = self.raw_fd() {
             match sys::send_vectored(fd, parts) {
                 Ok(n) => {
                     skip = n;
-                    self.state.borrow_mut().sent_total += n as u64;
+                    self.sent_directly(n);
                 }
                 Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
                 Err(e) => {
@@ -757,12 +838,13 @@ impl Transport {
                 }
             }
         }
-        {
+        if skip < total {
             let mut st = self.state.borrow_mut();
+            let out = &mut st.outgoing().out;
             for part in parts {
                 let taken = skip.min(part.len());
                 skip -= taken;
-                st.out.push(&part[taken..]);
+                out.push(&part[taken..]);
             }
         }
         self.update_interest(reactor);
@@ -787,11 +869,7 @@ impl Transport {
         // SAFETY: the caller's contract.
         let bytes = unsafe { HostBytes::new(ptr, len, release) };
         let mut skip = 0;
-        self.state.borrow_mut().written_total += len as u64;
-        let direct = {
-            let st = self.state.borrow();
-            st.out.is_empty() && st.fds_out.as_deref().is_none_or(|q| q.is_empty())
-        };
+        let direct = self.state.borrow().nothing_queued();
         if direct
             && len > 0
             && let Some(fd) = self.raw_fd()
@@ -799,7 +877,7 @@ impl Transport {
             match sys::send_vectored(fd, &[bytes.as_slice()]) {
                 Ok(n) => {
                     skip = n;
-                    self.state.borrow_mut().sent_total += n as u64;
+                    self.sent_directly(n);
                 }
                 Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR => {}
                 Err(e) => {
@@ -813,7 +891,11 @@ impl Transport {
             // All sent (or nothing to send): handed back on the next pass.
             let _ = later::queue(reactor, Later::Release(bytes.into_release()));
         } else {
-            self.state.borrow_mut().out.push_lent(bytes, skip);
+            self.state
+                .borrow_mut()
+                .outgoing()
+                .out
+                .push_lent(bytes, skip);
             self.update_interest(reactor);
         }
         self.producer_after_write(reactor);
@@ -827,7 +909,7 @@ impl Transport {
             let already = st.disconnecting || st.end_reason.is_some();
             st.disconnecting = true;
             (
-                (st.out.is_empty() || st.write_closed) && st.producer.is_none(),
+                (st.buffered() == 0 || st.write_closed) && st.producer().is_none(),
                 already,
             )
         };
@@ -844,7 +926,7 @@ impl Transport {
 
     /// `abort_connection`: discard the buffer, reset the peer, `connection_lost(ABORTED)` later.
     pub fn abort_connection(self: &Rc<Self>, reactor: &Reactor) -> Result<()> {
-        let lent = self.state.borrow_mut().out.clear();
+        let lent = self.state.borrow_mut().clear_buffer();
         Self::hand_back(reactor, lent);
         if let Some(fd) = self.raw_fd() {
             let _ = sys::set_linger_zero(fd);
@@ -860,7 +942,7 @@ impl Transport {
         let empty = {
             let mut st = self.state.borrow_mut();
             st.closing_write = true;
-            st.out.is_empty()
+            st.buffered() == 0
         };
         if empty && later::queue(reactor, Later::CloseWrite(self.handle)).is_err() {
             self.close_write_now(reactor);
@@ -881,7 +963,7 @@ impl Transport {
     }
 
     pub fn write_buffer_size(&self) -> usize {
-        self.state.borrow().out.len()
+        self.state.borrow().buffered()
     }
 
     pub fn set_write_buffer_limits(&self, high: usize, low: usize) -> Result<()> {
@@ -889,8 +971,9 @@ impl Transport {
             return Err(Error::Invalid);
         }
         let mut st = self.state.borrow_mut();
-        st.high = high;
-        st.low = low;
+        let o = st.outgoing();
+        o.high = high;
+        o.low = low;
         Ok(())
     }
 
@@ -960,6 +1043,6 @@ impl Drop for Transport {
         if !self.state.get_mut().ended {
             handles::end_transport(self.handle);
         }
-        drop(self.data.get_mut().take());
+        drop(self.data.take());
     }
 }

@@ -225,17 +225,25 @@ pub fn listen(fd: RawFd, backlog: c_int) -> Result<(), Errno> {
 }
 
 /// Accepts one pending connection: `Ok(None)` when there is none (EAGAIN).
-pub fn accept(fd: RawFd) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
+pub fn accept(fd: RawFd, want_peer: bool) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let addr = (&mut storage as *mut libc::sockaddr_storage).cast();
+    // Without a use for the peer's address the kernel need not copy it out.
+    let (addr, len_ptr): (*mut libc::sockaddr, *mut libc::socklen_t) = if want_peer {
+        (
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } else {
+        (std::ptr::null_mut(), std::ptr::null_mut())
+    };
     #[cfg(not(target_vendor = "apple"))]
-    // SAFETY: `storage`/`len` are live and sized as passed.
-    let ret = unsafe { libc::accept4(fd, addr, &mut len, ATOMIC_FLAGS) };
+    // SAFETY: `addr`/`len_ptr` are both null or point to live `storage`/`len`, sized as passed.
+    let ret = unsafe { libc::accept4(fd, addr, len_ptr, ATOMIC_FLAGS) };
     #[cfg(target_vendor = "apple")]
-    // SAFETY: `storage`/`len` are live and sized as passed.
-    let ret = unsafe { libc::accept(fd, addr, &mut len) };
+    // SAFETY: `addr`/`len_ptr` are both null or point to live `storage`/`len`, sized as passed.
+    let ret = unsafe { libc::accept(fd, addr, len_ptr) };
     if ret < 0 {
         let errno = last_errno();
         return if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK {
@@ -248,7 +256,12 @@ pub fn accept(fd: RawFd) -> Result<Option<(OwnedFd, Option<SockAddr>)>, Errno> {
     let conn = unsafe { OwnedFd::from_raw_fd(ret) };
     #[cfg(target_vendor = "apple")]
     finish_fd(&conn)?;
-    Ok(Some((conn, SockAddr::from_raw(&storage, len))))
+    let peer = if want_peer {
+        SockAddr::from_raw(&storage, len)
+    } else {
+        None
+    };
+    Ok(Some((conn, peer)))
 }
 
 fn name_of(

@@ -92,6 +92,8 @@ pub struct Reactor {
     pub(crate) net: RefCell<crate::net::Net>,
     /// `reactor_resolve` requests in progress (`crate::net::resolve`).
     pub(crate) resolves: RefCell<crate::net::resolve::Resolves>,
+    /// Network work for the next pass (`crate::net::later`).
+    pub(crate) later: crate::net::later::LaterQueue,
     /// The reactor's end of its call queue (the one consumer).
     call_taker: RefCell<CallTaker>,
     /// Thread calls taken from the shared queue and not run yet (left over by a crash); else an
@@ -182,6 +184,7 @@ impl Reactor {
             io_cursor: Cell::new(0),
             net: RefCell::new(Default::default()),
             resolves: RefCell::new(Default::default()),
+            later: Default::default(),
             call_taker: RefCell::new(call_taker),
             call_batch: RefCell::new(Vec::new()),
             callback_depth: Cell::new(0),
@@ -223,11 +226,21 @@ impl Reactor {
 
     /// Drops a registration's user data: now, or after the running callback returns.
     pub(crate) fn retire(&self, data: UserData) {
-        if self.callback_depth.get() > 0 {
+        if self.callback_depth.get() > 0 && data.has_release() {
             self.graveyard.borrow_mut().push(data);
         } else {
             drop(data);
         }
+    }
+
+    /// A run ended with stop: the reactor is done for good.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.get() == LoopState::Finished
+    }
+
+    /// `reactor_crash` was called in the current run: the pass ends as soon as it can.
+    pub(crate) fn is_crashing(&self) -> bool {
+        self.state.get().is_crashing()
     }
 
     pub fn in_callback(&self) -> bool {
@@ -291,6 +304,10 @@ impl Reactor {
         if self.state.get().after_run() == LoopState::Finished {
             close_to_others();
             self.drain_thread_calls();
+            // Network work queued before the end (nothing more is accepted now).
+            while !self.later.is_empty() && !self.is_crashing() {
+                self.later.run_queued(self);
+            }
         }
         if self.shared.is_poisoned() {
             return Err(Error::Internal);
@@ -401,6 +418,7 @@ impl Reactor {
                 );
             }
         }
+        self.later.run_queued(self);
         self.run_thread_calls();
         self.run_asyncs();
         self.run_due_timers(cutoff);
@@ -409,6 +427,7 @@ impl Reactor {
     fn has_ready_work(&self) -> bool {
         self.shared.has_work()
             || self.has_leftover_calls()
+            || !self.later.is_empty()
             || self.events.borrow().has_ready()
             || self
                 .state
@@ -515,6 +534,8 @@ impl Drop for Reactor {
         drop(queued);
         let resolves = self.take_resolves();
         drop(resolves);
+        let later = self.later.take_all();
+        drop(later);
         // Network objects after the registry let go of them: each closes and releases on its drop.
         let net = self.net.get_mut().take_all();
         drop(net);

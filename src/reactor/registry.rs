@@ -53,8 +53,9 @@ struct Entry {
 pub struct Registry {
     entries: Vec<Entry>,
     free: Vec<u32>,
-    /// Indexed by fd number: the source registered on that fd.
-    by_fd: Vec<Option<Token>>,
+    /// Indexed by fd number: 1 + the entry index of the source registered on that fd, 0 for none
+    /// (4 bytes an fd: a server has one per connection; the generation is the entry's).
+    by_fd: Vec<u32>,
     host_count: usize,
 }
 
@@ -68,7 +69,9 @@ impl Registry {
     }
 
     pub fn token_for_fd(&self, fd: c_int) -> Option<Token> {
-        self.by_fd.get(usize::try_from(fd).ok()?).copied().flatten()
+        let index = self.by_fd.get(usize::try_from(fd).ok()?)?.checked_sub(1)?;
+        let generation = self.entries[index as usize].generation;
+        Some(Token::new(index, generation))
     }
 
     /// Adds a source on `fd` (the caller registers it with the backend). On error the handler is
@@ -106,10 +109,10 @@ impl Registry {
         entry.interest = interest;
         entry.handler = Some(handler);
         if self.by_fd.len() <= fd_index {
-            self.by_fd.resize(fd_index + 1, None);
+            self.by_fd.resize(fd_index + 1, 0);
         }
         let token = Token::new(index as u32, entry.generation);
-        self.by_fd[fd_index] = Some(token);
+        self.by_fd[fd_index] = token.index() + 1;
         Ok(token)
     }
 
@@ -157,10 +160,10 @@ impl Registry {
         if matches!(handler, Handler::Host(_)) {
             self.host_count -= 1;
         }
-        if let Some(slot) = self.by_fd.get_mut(fd as usize) {
-            if *slot == Some(token) {
-                *slot = None;
-            }
+        if let Some(slot) = self.by_fd.get_mut(fd as usize)
+            && *slot == token.index() + 1
+        {
+            *slot = 0;
         }
         self.free.push(token.index());
         Some((fd, handler))
@@ -177,11 +180,9 @@ impl Registry {
     }
 
     fn tokens(&self, wanted: impl Fn(&Handler) -> bool) -> Vec<Token> {
-        self.by_fd
-            .iter()
-            .flatten()
-            .filter(|t| self.handler(**t).is_some_and(&wanted))
-            .copied()
+        (0..self.by_fd.len())
+            .filter_map(|fd| self.token_for_fd(fd as c_int))
+            .filter(|t| self.handler(*t).is_some_and(&wanted))
             .collect()
     }
 }
