@@ -828,7 +828,8 @@ void reactor_listen_options_init(struct reactor_listen_options *o);
  set. Accepted connections call `build(port, peer, ud, &conn_ud, &conn_release)` (NULL: the
  connection's ud is `ud`), then `proto->connection_made` on a later pass. `release(ud)` runs on
  a later pass after the port stops (`reactor_port_stop_listening`, shutdown) or in `reactor_free`.
- Errors: NULL `proto` or `out`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
+ `out` may be NULL: no handle, and the port lives until shutdown or `reactor_free`.
+ Errors: NULL `proto`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
  literal → `REACTOR_E_INVALID_ADDRESS`; port in use → `REACTOR_E_ADDRESS_IN_USE`; other bind errors
  → `REACTOR_E_OS(errno)`. On error `ud` stays the caller's.
 

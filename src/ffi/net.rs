@@ -169,7 +169,8 @@ unsafe fn read_listen_options(
 /// set. Accepted connections call `build(port, peer, ud, &conn_ud, &conn_release)` (NULL: the
 /// connection's ud is `ud`), then `proto->connection_made` on a later pass. `release(ud)` runs on
 /// a later pass after the port stops (`reactor_port_stop_listening`, shutdown) or in `reactor_free`.
-/// Errors: NULL `proto` or `out`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
+/// `out` may be NULL: no handle, and the port lives until shutdown or `reactor_free`.
+/// Errors: NULL `proto`, bad struct sizes → `REACTOR_E_INVALID`; `interface` not an IP
 /// literal → `REACTOR_E_INVALID_ADDRESS`; port in use → `REACTOR_E_ADDRESS_IN_USE`; other bind errors
 /// → `REACTOR_E_OS(errno)`. On error `ud` stays the caller's.
 ///
@@ -192,10 +193,7 @@ pub unsafe extern "C" fn reactor_listen_tcp(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-        if out.is_null() {
-            return Err(Error::Invalid);
-        }
-        // SAFETY: the caller's contract for each pointer.
+                // SAFETY: the caller's contract for each pointer.
         let protocol = unsafe { read_protocol(proto) }?;
         // SAFETY: as above.
         let options = unsafe { read_listen_options(opts) }?;
@@ -233,10 +231,7 @@ pub unsafe extern "C" fn reactor_listen_unix(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-        if out.is_null() {
-            return Err(Error::Invalid);
-        }
-        // SAFETY: the caller's contract for each pointer.
+                // SAFETY: the caller's contract for each pointer.
         let protocol = unsafe { read_protocol(proto) }?;
         // SAFETY: as above.
         let options = unsafe { read_listen_options(opts) }?;
@@ -1071,10 +1066,7 @@ pub unsafe extern "C" fn reactor_adopt_stream_port(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-        if out.is_null() {
-            return Err(Error::Invalid);
-        }
-        // SAFETY: the caller's contract.
+                // SAFETY: the caller's contract.
         let protocol = unsafe { read_protocol(proto) }?;
         let copy = adopt_fd(fd, true)?;
         open_port(reactor, copy, None, protocol, build, ud, release, out)

@@ -397,7 +397,7 @@ static void test_adopt(void) {
   int pipefd[2];
   REQUIRE(pipe(pipefd) == 0);
   CHECK_RC(reactor_adopt_stream_connection(r, pipefd[0], &p, NULL, NULL, &t), REACTOR_E_UNSUPPORTED);
-  CHECK_RC(reactor_adopt_stream_port(r, pipefd[0], &p, NULL, NULL, NULL, NULL), REACTOR_E_INVALID);
+  CHECK_RC(reactor_adopt_stream_port(r, pipefd[0], NULL, NULL, NULL, NULL, NULL), REACTOR_E_INVALID);
   reactor_port_t *port = NULL;
   CHECK_RC(reactor_adopt_stream_port(r, pipefd[0], &p, NULL, NULL, NULL, &port), REACTOR_E_UNSUPPORTED);
   close(pipefd[0]);
