@@ -108,6 +108,12 @@
 #define REACTOR_ADDRESS_HOST_MAX 256
 
 /*
+ `reactor_udp_options_t.flags`: several sockets on one port (`SO_REUSEADDR` + `SO_REUSEPORT`,
+ Twisted's listenMultiple). `REACTOR_LISTEN_IPV6_ONLY` applies too.
+ */
+#define REACTOR_UDP_LISTEN_MULTIPLE 4
+
+/*
  Points for `reactor_test_inject_panic`: the start of the next pass of `run` or `iterate`.
  */
 #define REACTOR_TEST_PANIC_NEXT_PASS 1
@@ -210,6 +216,12 @@ typedef struct reactor_threadpool reactor_threadpool_t;
  Opaque stream-transport handle; valid until its `connection_lost` returns.
  */
 typedef struct reactor_transport reactor_transport_t;
+
+/*
+ Opaque datagram-port handle (`reactor_listen_udp`, `_unix_datagram`, `reactor_connect_unix_datagram`,
+ `reactor_adopt_datagram_port`); valid until its `stop_protocol` callback returns.
+ */
+typedef struct reactor_udp reactor_udp_t;
 
 /*
  Which poller a reactor uses (`REACTOR_BACKEND_*`).
@@ -457,6 +469,57 @@ typedef void *(*reactor_work_result_fn)(void *user_data);
  work function's result.
  */
 typedef void (*reactor_done_fn)(struct reactor *r, void *result, void *user_data);
+
+/*
+ The callbacks of a datagram protocol (Twisted's DatagramProtocol). Every callback may be NULL.
+ Fill with `reactor_datagram_protocol_init` first.
+ */
+typedef struct reactor_datagram_protocol {
+  uint32_t struct_size;
+  /*
+   Once, on a later pass after the port opens (always before `stop_protocol`).
+   */
+  void (*start_protocol)(struct reactor_udp *u, void *user_data);
+  /*
+   One datagram (truncated at `max_packet_size`); `from` is numeric and valid only during the call.
+   */
+  void (*datagram_received)(struct reactor_udp *u,
+                            const uint8_t *data,
+                            size_t len,
+                            const struct reactor_address *from,
+                            void *user_data);
+  /*
+   Connected mode: the peer refused a datagram (ICMP port unreachable), on a later pass.
+   */
+  void (*connection_refused)(struct reactor_udp *u, void *user_data);
+  /*
+   Once, on a later pass after the port stops; the handle dies when it returns.
+   */
+  void (*stop_protocol)(struct reactor_udp *u, void *user_data);
+} reactor_datagram_protocol_t;
+
+/*
+ Options of the datagram ports. Fill with `reactor_udp_options_init` first.
+ */
+typedef struct reactor_udp_options {
+  uint32_t struct_size;
+  /*
+   Default 8192; longer datagrams are truncated; 0 is refused.
+   */
+  size_t max_packet_size;
+  /*
+   `REACTOR_UDP_LISTEN_MULTIPLE`, `REACTOR_LISTEN_IPV6_ONLY`.
+   */
+  uint32_t flags;
+  /*
+   UNIX datagram socket file permissions, default 0666.
+   */
+  uint32_t mode;
+  /*
+   `reactor_connect_unix_datagram`: the local path to bind; NULL = an unnamed socket.
+   */
+  const char *bind_path;
+} reactor_udp_options_t;
 
 /*
  epoll on Linux, poll elsewhere (kqueue once its backend lands), unless `REACTOR_BACKEND` says
@@ -1513,6 +1576,290 @@ double reactor_seconds(const struct reactor *r);
  Thread-safety: reactor thread only.
  */
 int reactor_clock_advance(struct reactor *r, double seconds);
+
+/*
+ Fills `p` with NULL callbacks and its `struct_size`. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `p` is NULL or points to a writable `reactor_datagram_protocol_t`.
+ */
+void reactor_datagram_protocol_init(struct reactor_datagram_protocol *p);
+
+/*
+ Fills `o` with the defaults: `max_packet_size` 8192, no flags, mode 0666, no `bind_path`. NULL is
+ ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `o` is NULL or points to a writable `reactor_udp_options_t`.
+ */
+void reactor_udp_options_init(struct reactor_udp_options *o);
+
+/*
+ Opens a UDP port on `port` (0 = a free one) of `interface`: NULL or "" = all IPv4 addresses, an IP
+ literal ("::" makes an IPv6 port, dual-stack unless `REACTOR_LISTEN_IPV6_ONLY`).
+ `REACTOR_UDP_LISTEN_MULTIPLE` lets several sockets share the port. `proto->start_protocol` runs on
+ a later pass; each datagram (cut to `opts->max_packet_size`) calls `datagram_received`.
+ `release(ud)` runs after `stop_protocol` (or in `reactor_free`). `out` may be NULL (no handle; the
+ port lives until shutdown or `reactor_free`). Errors: NULL `proto`, bad struct sizes or option
+ values → `REACTOR_E_INVALID`; `interface` not an IP literal → `REACTOR_E_INVALID_ADDRESS`; the port
+ taken → `REACTOR_E_ADDRESS_IN_USE`; other socket errors → `REACTOR_E_OS(errno)`. On error `ud`
+ stays the caller's.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `interface` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs;
+ `out` is NULL or writable.
+ */
+int reactor_listen_udp(struct reactor *r,
+                       uint16_t port,
+                       const char *interface,
+                       const struct reactor_udp_options *opts,
+                       const struct reactor_datagram_protocol *proto,
+                       void *ud,
+                       reactor_release_fn release,
+                       struct reactor_udp **out);
+
+/*
+ Opens a UNIX datagram port bound to `path`: a filesystem path (created with `opts->mode`, unlinked
+ when the port ends; an existing path → `REACTOR_E_ADDRESS_IN_USE`, never unlinked) or "@name", a
+ Linux abstract name. A bad path → `REACTOR_E_INVALID_ADDRESS`. Otherwise as `reactor_listen_udp`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `path` is NULL or NUL-terminated; `opts` and `proto` are NULL or readable versioned structs; `out`
+ is NULL or writable.
+ */
+int reactor_listen_unix_datagram(struct reactor *r,
+                                 const char *path,
+                                 const struct reactor_udp_options *opts,
+                                 const struct reactor_datagram_protocol *proto,
+                                 void *ud,
+                                 reactor_release_fn release,
+                                 struct reactor_udp **out);
+
+/*
+ Opens a UNIX datagram port connected to `path` (Twisted's connectUNIXDatagram): bound to
+ `opts->bind_path` if set (same rules as `reactor_listen_unix_datagram`'s path), else unnamed.
+ Errors come back from this call: a path nobody listens on → `REACTOR_E_OS(ENOENT)` or
+ `REACTOR_E_CONNECTION_REFUSED`. Writes may then pass NULL as the destination. Otherwise as
+ `reactor_listen_udp`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `path` is NULL or NUL-terminated; `opts` (with its `bind_path`) and `proto` are NULL or readable
+ versioned structs; `out` is NULL or writable.
+ */
+int reactor_connect_unix_datagram(struct reactor *r,
+                                  const char *path,
+                                  const struct reactor_udp_options *opts,
+                                  const struct reactor_datagram_protocol *proto,
+                                  void *ud,
+                                  reactor_release_fn release,
+                                  struct reactor_udp **out);
+
+/*
+ Makes a port of the host's bound INET or INET6 datagram socket `fd` (anything else →
+ `REACTOR_E_UNSUPPORTED`; a negative or closed fd → `REACTOR_E_INVALID`). The library duplicates the
+ fd (the caller keeps its own; both are non-blocking afterwards); stopping closes the library's copy
+ without `shutdown()`. Otherwise as `reactor_listen_udp`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `opts` and `proto` are NULL or readable versioned structs; `out` is NULL or writable.
+ */
+int reactor_adopt_datagram_port(struct reactor *r,
+                                int fd,
+                                const struct reactor_udp_options *opts,
+                                const struct reactor_datagram_protocol *proto,
+                                void *ud,
+                                reactor_release_fn release,
+                                struct reactor_udp **out);
+
+/*
+ Sends one datagram of `len` bytes (0 is allowed) to `host`:`port` — an IP literal of the port's
+ family (UNIX ports: the peer's path, `port` ignored) — or, with NULL `host`, to the connected
+ peer. Errors: NULL `data` with `len` > 0 → `REACTOR_E_INVALID`; a stopped port →
+ `REACTOR_E_CLOSED`; NULL `host` on an unconnected port, a name, the other family, port 0, or a
+ destination other than the connected one → `REACTOR_E_INVALID_ADDRESS`; too long →
+ `REACTOR_E_MESSAGE_TOO_LONG`; socket buffer full → `REACTOR_E_OS(EAGAIN)` (the datagram is
+ dropped). On a connected port a refusal reported by the system returns OK and
+ `connection_refused` runs on a later pass.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `data` is NULL or points to `len` readable bytes; `host` is NULL or NUL-terminated.
+ */
+int reactor_udp_write(struct reactor_udp *u,
+                      const void *data,
+                      size_t len,
+                      const char *host,
+                      uint16_t port);
+
+/*
+ `reactor_udp_write` of one datagram gathered from `iovcnt` buffers. `iovcnt` < 0, NULL `iov` with
+ `iovcnt` > 0, or an entry with a NULL base and a length → `REACTOR_E_INVALID`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `iov` is NULL or points to `iovcnt` readable `struct iovec`s whose buffers are readable; `host` is
+ NULL or NUL-terminated.
+ */
+int reactor_udp_writev(struct reactor_udp *u,
+                       const struct iovec *iov,
+                       int iovcnt,
+                       const char *host,
+                       uint16_t port);
+
+/*
+ Connected mode (Twisted's connect): only datagrams from `host`:`port` are received, and writes may
+ pass NULL as the destination. `host` must be an IP literal of the port's family (UNIX ports: a
+ path). Errors: NULL `host` → `REACTOR_E_INVALID`; a name, the other family or port 0 →
+ `REACTOR_E_INVALID_ADDRESS`; already connected → `REACTOR_E_BUSY`; a stopped port →
+ `REACTOR_E_CLOSED`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `host` is NULL or NUL-terminated.
+ */
+int reactor_udp_connect(struct reactor_udp *u, const char *host, uint16_t port);
+
+/*
+ Stops the port: the socket is closed (a UNIX path unlinked) before this returns and no datagram is
+ delivered any more; `stop_protocol` runs on a later pass, then the handle dies and `release(ud)`
+ runs. Until then writes → `REACTOR_E_CLOSED` and a second stop → `REACTOR_OK`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_udp_stop_listening(struct reactor_udp *u);
+
+/*
+ The port's local address (numeric; the real port when it was 0; "" for an unnamed UNIX socket).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_udp_get_host(const struct reactor_udp *u, struct reactor_address *out);
+
+/*
+ Allows (`on` non-zero) or forbids sending to broadcast addresses (`SO_BROADCAST`; UDP ports only,
+ else `REACTOR_E_UNSUPPORTED`).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_udp_set_broadcast_allowed(struct reactor_udp *u, int on);
+
+/*
+ Whether sending to broadcast addresses is allowed (1 or 0 in `*out`).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_udp_get_broadcast_allowed(const struct reactor_udp *u, int *out);
+
+/*
+ Joins multicast `group` (an IP literal of the port's family) on `interface` (NULL = the system's
+ choice; IPv4: an interface address; IPv6: a name such as "lo", an index or an address). A bad
+ group or interface → `REACTOR_E_INVALID_ADDRESS` (NULL `group` → `REACTOR_E_INVALID`); a refused
+ join → `REACTOR_E_OS(errno)`; a UNIX port → `REACTOR_E_UNSUPPORTED`.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `group` and `interface` are NULL or NUL-terminated.
+ */
+int reactor_udp_join_group(struct reactor_udp *u,
+                           const char *group,
+                           const char *interface);
+
+/*
+ Leaves multicast `group` (as `reactor_udp_join_group`).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `group` and `interface` are NULL or NUL-terminated.
+ */
+int reactor_udp_leave_group(struct reactor_udp *u, const char *group, const char *interface);
+
+/*
+ The multicast TTL (IPv6: hop limit), 0–255 (else `REACTOR_E_INVALID`).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_udp_set_ttl(struct reactor_udp *u, int ttl);
+
+/*
+ The multicast TTL (IPv6: hop limit).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_udp_get_ttl(const struct reactor_udp *u, int *out);
+
+/*
+ Whether the port's own multicast datagrams loop back to the host (`on` non-zero).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_udp_set_loopback_mode(struct reactor_udp *u, int on);
+
+/*
+ The multicast loopback mode (1 or 0 in `*out`).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_udp_get_loopback_mode(const struct reactor_udp *u, int *out);
+
+/*
+ The interface outgoing multicast datagrams leave by: IPv4 an interface address; IPv6 a name
+ ("lo"), an index ("1") or an address. A bad one → `REACTOR_E_INVALID_ADDRESS` (NULL →
+ `REACTOR_E_INVALID`).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `interface` is NULL or NUL-terminated.
+ */
+int reactor_udp_set_outgoing_interface(struct reactor_udp *u, const char *interface);
+
+/*
+ The outgoing multicast interface: IPv4 its address ("0.0.0.0": the system's choice); IPv6 "::"
+ with `scope_id` = the interface index (0: the system's choice).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `out` is NULL or writable.
+ */
+int reactor_udp_get_outgoing_interface(const struct reactor_udp *u,
+                                       struct reactor_address *out);
+
+/*
+ The port's socket fd; -1 for a dead or stopped port, a bad handle or a foreign thread.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_udp_fileno(const struct reactor_udp *u);
 
 #ifdef __cplusplus
 }  // extern "C"

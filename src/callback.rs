@@ -228,3 +228,31 @@ pub fn call_log(func: LogFn, ud: *mut c_void, level: c_int, message: &std::ffi::
     // SAFETY: host-supplied function pointer; `message` outlives the call.
     unsafe { func(ud, level, message.as_ptr()) }
 }
+
+/// Calls a datagram port's `start_protocol`, `stop_protocol` or `connection_refused`.
+pub fn call_udp(
+    func: unsafe extern "C" fn(*mut crate::types::reactor_udp_t, *mut c_void),
+    port: *mut crate::types::reactor_udp_t,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer, copied from the host's protocol struct.
+    unsafe { func(port, ud) }
+}
+
+/// Calls `datagram_received` (`data` and `from` valid for the call only).
+pub fn call_datagram_received(
+    func: unsafe extern "C" fn(
+        *mut crate::types::reactor_udp_t,
+        *const u8,
+        usize,
+        *const crate::types::reactor_address_t,
+        *mut c_void,
+    ),
+    port: *mut crate::types::reactor_udp_t,
+    data: &[u8],
+    from: &crate::types::reactor_address_t,
+    ud: *mut c_void,
+) {
+    // SAFETY: host-supplied function pointer; `data` and `from` outlive the call.
+    unsafe { func(port, data.as_ptr(), data.len(), from, ud) }
+}

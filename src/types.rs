@@ -232,6 +232,56 @@ pub type reactor_resolve_fn = Option<
     ),
 >;
 
+/// Opaque datagram-port handle (`reactor_listen_udp`, `_unix_datagram`, `reactor_connect_unix_datagram`,
+/// `reactor_adopt_datagram_port`); valid until its `stop_protocol` callback returns.
+pub struct reactor_udp_t {
+    _opaque: [u8; 0],
+}
+
+/// The callbacks of a datagram protocol (Twisted's DatagramProtocol). Every callback may be NULL.
+/// Fill with `reactor_datagram_protocol_init` first.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_datagram_protocol_t {
+    pub struct_size: u32,
+    /// Once, on a later pass after the port opens (always before `stop_protocol`).
+    pub start_protocol: Option<unsafe extern "C" fn(u: *mut reactor_udp_t, user_data: *mut c_void)>,
+    /// One datagram (truncated at `max_packet_size`); `from` is numeric and valid only during the call.
+    pub datagram_received: Option<
+        unsafe extern "C" fn(
+            u: *mut reactor_udp_t,
+            data: *const u8,
+            len: usize,
+            from: *const reactor_address_t,
+            user_data: *mut c_void,
+        ),
+    >,
+    /// Connected mode: the peer refused a datagram (ICMP port unreachable), on a later pass.
+    pub connection_refused:
+        Option<unsafe extern "C" fn(u: *mut reactor_udp_t, user_data: *mut c_void)>,
+    /// Once, on a later pass after the port stops; the handle dies when it returns.
+    pub stop_protocol: Option<unsafe extern "C" fn(u: *mut reactor_udp_t, user_data: *mut c_void)>,
+}
+
+/// `reactor_udp_options_t.flags`: several sockets on one port (`SO_REUSEADDR` + `SO_REUSEPORT`,
+/// Twisted's listenMultiple). `REACTOR_LISTEN_IPV6_ONLY` applies too.
+pub const REACTOR_UDP_LISTEN_MULTIPLE: u32 = 4;
+
+/// Options of the datagram ports. Fill with `reactor_udp_options_init` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct reactor_udp_options_t {
+    pub struct_size: u32,
+    /// Default 8192; longer datagrams are truncated; 0 is refused.
+    pub max_packet_size: usize,
+    /// `REACTOR_UDP_LISTEN_MULTIPLE`, `REACTOR_LISTEN_IPV6_ONLY`.
+    pub flags: u32,
+    /// UNIX datagram socket file permissions, default 0666.
+    pub mode: u32,
+    /// `reactor_connect_unix_datagram`: the local path to bind; NULL = an unnamed socket.
+    pub bind_path: *const c_char,
+}
+
 /// Options for `reactor_new`. Fill with `reactor_options_init` first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -20,6 +20,7 @@ mod net;
 mod pool;
 mod threads;
 mod time;
+mod udp;
 
 use crate::reactor::entry::{self, Claimed};
 use crate::reactor::{FaultPoint, Reactor, ReactorEntry};

@@ -82,7 +82,7 @@ pub unsafe extern "C" fn reactor_resolve(
 ///
 /// # Safety
 /// `text` is NULL or a NUL-terminated string that outlives the returned slice.
-unsafe fn c_text<'a>(text: *const c_char) -> Result<&'a str> {
+pub(super) unsafe fn c_text<'a>(text: *const c_char) -> Result<&'a str> {
     if text.is_null() {
         return Err(Error::Invalid);
     }
@@ -193,7 +193,7 @@ pub unsafe extern "C" fn reactor_listen_tcp(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-                // SAFETY: the caller's contract for each pointer.
+        // SAFETY: the caller's contract for each pointer.
         let protocol = unsafe { read_protocol(proto) }?;
         // SAFETY: as above.
         let options = unsafe { read_listen_options(opts) }?;
@@ -231,7 +231,7 @@ pub unsafe extern "C" fn reactor_listen_unix(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-                // SAFETY: the caller's contract for each pointer.
+        // SAFETY: the caller's contract for each pointer.
         let protocol = unsafe { read_protocol(proto) }?;
         // SAFETY: as above.
         let options = unsafe { read_listen_options(opts) }?;
@@ -1066,7 +1066,7 @@ pub unsafe extern "C" fn reactor_adopt_stream_port(
     out: *mut *mut reactor_port_t,
 ) -> c_int {
     on_owner(r, |reactor| {
-                // SAFETY: the caller's contract.
+        // SAFETY: the caller's contract.
         let protocol = unsafe { read_protocol(proto) }?;
         let copy = adopt_fd(fd, true)?;
         open_port(reactor, copy, None, protocol, build, ud, release, out)

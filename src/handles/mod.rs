@@ -48,6 +48,7 @@ pub type TransportTable<T> =
     HandleTable<T, { TRANSPORT.index_bits }, { TRANSPORT.generation_bits }>;
 pub type ConnectorTable<T> =
     HandleTable<T, { CONNECTOR.index_bits }, { CONNECTOR.generation_bits }>;
+pub type DatagramTable<T> = HandleTable<T, { DATAGRAM.index_bits }, { DATAGRAM.generation_bits }>;
 
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
@@ -120,8 +121,14 @@ pub(crate) const CONNECTOR: Kind = Kind {
     generation_bits: 8,
 };
 
+/// Datagram ports: 65 536 at once.
+pub(crate) const DATAGRAM: Kind = Kind {
+    index_bits: 16,
+    generation_bits: 8,
+};
+
 /// Every kind the library has; their address space must fit the budget.
-pub(crate) const ALL_KINDS: [Kind; 8] = [
+pub(crate) const ALL_KINDS: [Kind; 9] = [
     REACTOR,
     DELAYED_CALL,
     ASYNC,
@@ -130,6 +137,7 @@ pub(crate) const ALL_KINDS: [Kind; 8] = [
     PORT,
     TRANSPORT,
     CONNECTOR,
+    DATAGRAM,
 ];
 
 /// All handle kinds together reserve at most this much address space.

@@ -158,8 +158,7 @@ fn scope_index(scope: &str) -> Option<u32> {
         return Some(index);
     }
     let name = std::ffi::CString::new(scope).ok()?;
-    // SAFETY: a valid NUL-terminated string; the call only reads it.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    let index = sys::interface_index(&name);
     (index != 0).then_some(index)
 }
 

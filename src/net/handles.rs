@@ -1,8 +1,8 @@
-//! The handle tables of ports and transports. A slot holds nothing but its owning reactor's handle,
+//! The handle tables of ports, transports and datagram ports. A slot holds nothing but its owning reactor's handle,
 //! kept in the slot's tag (no allocation per connection): the objects themselves live on the reactor
 //! thread (`super::Net`), found by the handle's slot index.
 
-use crate::handles::{HandleTable, PortTable, TransportTable};
+use crate::handles::{DatagramTable, HandleTable, PortTable, TransportTable};
 use crate::reactor::REACTORS;
 use crate::status::{Error, Result};
 use std::os::raw::c_void;
@@ -12,6 +12,7 @@ pub struct Owned;
 
 pub static PORTS: PortTable<Owned> = HandleTable::new();
 pub static TRANSPORTS: TransportTable<Owned> = HandleTable::new();
+pub static DATAGRAMS: DatagramTable<Owned> = HandleTable::new();
 
 const _: () = assert!(
     crate::handles::REACTOR.index_bits + crate::handles::REACTOR.generation_bits <= 32,
@@ -39,6 +40,11 @@ pub fn transport_reactor(handle: *const c_void) -> Option<usize> {
     TRANSPORTS.tag(handle).map(tagged_reactor)
 }
 
+/// The reactor a datagram-port handle belongs to (`None`: not a live datagram port).
+pub fn datagram_reactor(handle: *const c_void) -> Option<usize> {
+    DATAGRAMS.tag(handle).map(tagged_reactor)
+}
+
 /// The slot index of a transport handle (its place in its reactor's `Net::transports`).
 pub fn transport_index(handle: usize) -> Option<usize> {
     TRANSPORTS.index_of(handle as *const c_void)
@@ -54,6 +60,16 @@ pub fn new_transport(reactor: usize) -> Result<usize> {
     TRANSPORTS
         .insert_tagged(Box::new(Owned), reactor_tag(reactor)?)
         .map(|h| h as usize)
+}
+
+pub fn new_datagram(reactor: usize) -> Result<usize> {
+    DATAGRAMS
+        .insert_tagged(Box::new(Owned), reactor_tag(reactor)?)
+        .map(|h| h as usize)
+}
+
+pub fn end_datagram(handle: usize) {
+    drop(DATAGRAMS.remove(handle as *const c_void));
 }
 
 pub fn end_port(handle: usize) {

@@ -27,6 +27,12 @@ pub(crate) enum Later {
     ConnectionFailed(u64, c_int),
     /// The host released its connector handle from another thread.
     ConnectorReleased(u64),
+    /// A datagram port's `start_protocol`.
+    StartProtocol(usize),
+    /// A stopped datagram port's `stop_protocol`, then its end.
+    StopProtocol(usize),
+    /// A connected datagram port's `connection_refused`.
+    ConnectionRefused(usize),
 }
 
 impl ReactorTask for Later {
@@ -64,6 +70,24 @@ impl Later {
             Later::Release(data) => reactor.retire(data),
             Later::ConnectionFailed(id, reason) => reactor.connector_failed(id, reason),
             Later::ConnectorReleased(id) => reactor.connector_released(id),
+            Later::StartProtocol(handle) => {
+                let port = reactor.net.borrow().datagram(handle);
+                if let Some(port) = port {
+                    port.deliver_start(reactor);
+                }
+            }
+            Later::StopProtocol(handle) => {
+                let port = reactor.net.borrow().datagram(handle);
+                if let Some(port) = port {
+                    port.finish(reactor);
+                }
+            }
+            Later::ConnectionRefused(handle) => {
+                let port = reactor.net.borrow().datagram(handle);
+                if let Some(port) = port {
+                    port.deliver_refused(reactor);
+                }
+            }
         }
     }
 }

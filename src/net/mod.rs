@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod connect;
+pub mod datagram;
 mod handles;
 pub(crate) mod later;
 pub mod listen;
@@ -16,9 +17,10 @@ pub mod resolve;
 mod slots;
 pub mod stream;
 pub mod sys;
+mod sys_datagram;
 mod write_buffer;
 
-pub use handles::{port_reactor, transport_reactor};
+pub use handles::{datagram_reactor, port_reactor, transport_reactor};
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -67,6 +69,9 @@ pub struct Net {
     spare_fd: Option<OwnedFd>,
     /// Scratch space for reads, lent to one read at a time.
     read_buffer: Vec<u8>,
+    pub(crate) datagrams: HashMap<usize, Rc<datagram::DatagramPort>>,
+    /// Receive buffers of datagram ports, lent to one read at a time.
+    datagram_buffers: sys_datagram::DatagramBuffers,
 }
 
 impl Net {
@@ -94,6 +99,10 @@ impl Net {
             .remove_if(index, |t| t.handle_value() == handle)
     }
 
+    pub fn datagram(&self, handle: usize) -> Option<Rc<datagram::DatagramPort>> {
+        self.datagrams.get(&handle).cloned()
+    }
+
     pub fn connector(&self, id: u64) -> Option<Rc<connect::Connector>> {
         self.connectors.get(&id).cloned()
     }
@@ -109,6 +118,7 @@ impl Net {
             _ports: self.ports.drain().map(|(_, p)| p).collect(),
             _transports: self.transports.drain(),
             _connectors: self.connectors.drain().map(|(_, c)| c).collect(),
+            _datagrams: self.datagrams.drain().map(|(_, d)| d).collect(),
         }
     }
 }
@@ -118,4 +128,5 @@ pub struct Everything {
     _ports: Vec<Rc<listen::Port>>,
     _transports: Vec<Rc<stream::Transport>>,
     _connectors: Vec<Rc<connect::Connector>>,
+    _datagrams: Vec<Rc<datagram::DatagramPort>>,
 }

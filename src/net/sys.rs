@@ -11,7 +11,7 @@ use std::os::raw::c_int;
 /// An errno.
 pub type Errno = i32;
 
-fn last_errno() -> Errno {
+pub(super) fn last_errno() -> Errno {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
@@ -43,7 +43,7 @@ impl SockAddr {
     }
 
     /// The raw form for bind/connect.
-    fn to_raw(&self) -> (libc::sockaddr_storage, libc::socklen_t) {
+    pub(super) fn to_raw(&self) -> (libc::sockaddr_storage, libc::socklen_t) {
         // SAFETY: an all-zero sockaddr_storage is valid; each arm writes a smaller sockaddr into it.
         let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
         let len = match self {
@@ -82,7 +82,10 @@ impl SockAddr {
         (storage, len as libc::socklen_t)
     }
 
-    fn from_raw(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SockAddr> {
+    pub(super) fn from_raw(
+        storage: &libc::sockaddr_storage,
+        len: libc::socklen_t,
+    ) -> Option<SockAddr> {
         match storage.ss_family as c_int {
             libc::AF_INET => {
                 // SAFETY: the family says the storage holds a sockaddr_in.
@@ -122,19 +125,19 @@ impl SockAddr {
     }
 }
 
-fn check(ret: c_int) -> Result<c_int, Errno> {
+pub(super) fn check(ret: c_int) -> Result<c_int, Errno> {
     if ret < 0 { Err(last_errno()) } else { Ok(ret) }
 }
 
 /// Where `socket` and `accept4` take SOCK_NONBLOCK | SOCK_CLOEXEC (one call, no window in which a
 /// fork could inherit the fd). Elsewhere (macOS) the flags are set right after, with `fcntl`.
 #[cfg(not(target_vendor = "apple"))]
-const ATOMIC_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+pub(super) const ATOMIC_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 
 /// Makes a fresh fd close-on-exec and non-blocking (where that could not be asked atomically), and
 /// keeps writes on it from raising SIGPIPE where MSG_NOSIGNAL alone does not (macOS: SO_NOSIGPIPE).
 #[cfg(target_vendor = "apple")]
-fn finish_fd(fd: &OwnedFd) -> Result<(), Errno> {
+pub(super) fn finish_fd(fd: &OwnedFd) -> Result<(), Errno> {
     let raw = fd.as_raw_fd();
     // SAFETY: plain system calls on our own fd.
     check(unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) })?;
@@ -498,6 +501,12 @@ pub fn open_spare_fd() -> Option<OwnedFd> {
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: a fresh fd that nothing else owns.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The index of the network interface called `name`, 0 if there is none.
+pub fn interface_index(name: &std::ffi::CStr) -> u32 {
+    // SAFETY: a valid NUL-terminated string; the call only reads it.
+    unsafe { libc::if_nametoindex(name.as_ptr()) }
 }
 
 pub fn raw(fd: &OwnedFd) -> RawFd {
