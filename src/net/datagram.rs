@@ -190,6 +190,10 @@ pub struct DatagramPort {
     ended: Cell<bool>,
     /// A UNIX socket file of ours, unlinked when the port stops.
     unlink_path: Option<Vec<u8>>,
+    /// The last sender, formatted: a peer usually sends many datagrams in a row.
+    last_sender: RefCell<Option<(SockAddr, reactor_address_t)>>,
+    /// The last destination written to, as given and parsed: replies usually go to one peer.
+    last_destination: RefCell<Option<(String, u16, SockAddr)>>,
 }
 
 impl DatagramPort {
@@ -237,6 +241,8 @@ impl DatagramPort {
             stopping: Cell::new(false),
             ended: Cell::new(false),
             unlink_path,
+            last_sender: RefCell::new(None),
+            last_destination: RefCell::new(None),
         });
         let registered = reactor
             .register_source(sys::raw(&fd), Interest::READ, port.clone())
@@ -368,8 +374,6 @@ impl DatagramPort {
         buffers.prepare(self.max_packet, BATCH_BYTES, BATCH_MAX);
         let mut bytes = 0;
         let mut count = 0;
-        // The sender of the previous datagram, formatted once for a run of datagrams from one peer.
-        let mut last_from: Option<(SockAddr, reactor_address_t)> = None;
         'reading: while bytes < READ_BUDGET && count < READ_MAX_DATAGRAMS {
             let Some(fd) = self.raw_fd() else { break };
             let received = match dgram::recv_datagrams(fd, &mut buffers) {
@@ -399,15 +403,7 @@ impl DatagramPort {
                 let (data, from) = buffers.datagram(i);
                 bytes += data.len();
                 count += 1;
-                let from_address = match (&last_from, from) {
-                    (Some((previous, formatted)), Some(from)) if *previous == from => *formatted,
-                    (_, Some(from)) => {
-                        let formatted = address::from_sock_addr(&from);
-                        last_from = Some((from, formatted));
-                        formatted
-                    }
-                    (_, None) => self.unnamed_sender(),
-                };
+                let from_address = self.sender(from);
                 if let Some(cb) = self.protocol.datagram_received {
                     let (handle, ud) = (self.handle(), self.ud());
                     reactor.invoke(|| call_datagram_received(cb, handle, data, &from_address, ud));
@@ -416,8 +412,27 @@ impl DatagramPort {
                     break 'reading; // stopped inside the callback: nothing more is delivered
                 }
             }
+            if received < buffers.slots() {
+                break; // the queue was empty (a later datagram makes the socket readable again)
+            }
         }
         reactor.net.borrow_mut().datagram_buffers = buffers;
+    }
+
+    /// A datagram's `from`, formatted once for a run of datagrams from one peer.
+    fn sender(&self, from: Option<SockAddr>) -> reactor_address_t {
+        let Some(from) = from else {
+            return self.unnamed_sender();
+        };
+        let mut last = self.last_sender.borrow_mut();
+        match &*last {
+            Some((previous, formatted)) if *previous == from => *formatted,
+            _ => {
+                let formatted = address::from_sock_addr(&from);
+                *last = Some((from, formatted));
+                formatted
+            }
+        }
     }
 
     /// The `from` of a datagram whose sender has no name (an unnamed UNIX socket).
@@ -450,6 +465,19 @@ impl DatagramPort {
         }
     }
 
+    /// `destination`, remembering the last one (a reply goes where the last one went).
+    fn destination_cached(&self, host: &str, port: u16) -> Result<SockAddr> {
+        if let Some((last_host, last_port, addr)) = &*self.last_destination.borrow()
+            && *last_port == port
+            && last_host == host
+        {
+            return Ok(addr.clone());
+        }
+        let addr = self.destination(host, port)?;
+        *self.last_destination.borrow_mut() = Some((host.to_owned(), port, addr.clone()));
+        Ok(addr)
+    }
+
     /// `udp_write`/`writev`: one datagram of `parts`, to `dest` (host, port) or, with `None`, to the
     /// connected peer.
     pub fn write(
@@ -459,13 +487,13 @@ impl DatagramPort {
         dest: Option<(&str, u16)>,
     ) -> Result<()> {
         let fd = self.open_fd()?;
-        let connected = self.connected.borrow().clone();
-        let to = match (dest, &connected) {
-            (None, None) => return Err(Error::InvalidAddress),
-            (None, Some(_)) => None,
-            (Some((host, port)), connected) => {
-                let to = self.destination(host, port)?;
-                match connected {
+        let connected = self.connected.borrow().is_some();
+        let to = match dest {
+            None if !connected => return Err(Error::InvalidAddress),
+            None => None,
+            Some((host, port)) => {
+                let to = self.destination_cached(host, port)?;
+                match &*self.connected.borrow() {
                     Some(peer) if !same_peer(peer, &to) => return Err(Error::InvalidAddress),
                     Some(_) => None,
                     None => Some(to),
@@ -477,7 +505,7 @@ impl DatagramPort {
             Err(libc::EMSGSIZE) => Err(Error::MessageTooLong),
             Err(libc::ECONNREFUSED) => {
                 // An earlier datagram was refused: connected ports hear of it on a later pass.
-                if connected.is_some() {
+                if connected {
                     let _ = later::queue(reactor, Later::ConnectionRefused(self.handle));
                 }
                 Ok(())

@@ -51,19 +51,38 @@ impl DatagramBuffers {
             // SAFETY: all-zero is a valid sockaddr_storage.
             self.names.resize(count, unsafe { zeroed() });
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            {
-                self.iovs.resize(
-                    count,
-                    libc::iovec {
-                        iov_base: std::ptr::null_mut(),
-                        iov_len: 0,
-                    },
-                );
-                // SAFETY: all-zero is a valid mmsghdr.
-                self.headers.resize(count, unsafe { zeroed() });
-            }
+            self.point_headers(count);
         }
         self.received.clear();
+    }
+
+    /// Points the system call's headers at the slots and address buffers (once per layout; a
+    /// receive then only resets what the kernel wrote).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn point_headers(&mut self, count: usize) {
+        let size = self.size;
+        let base = self.data.as_mut_ptr();
+        self.iovs = (0..count)
+            .map(|i| libc::iovec {
+                // SAFETY: slot `i` lies inside `data` (count * size bytes).
+                iov_base: unsafe { base.add(i * size) }.cast(),
+                iov_len: size,
+            })
+            .collect();
+        // SAFETY: all-zero is a valid mmsghdr.
+        self.headers = vec![unsafe { zeroed() }; count];
+        for i in 0..count {
+            let header = &mut self.headers[i].msg_hdr;
+            header.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_iov = &mut self.iovs[i];
+            header.msg_iovlen = 1;
+        }
+    }
+
+    /// The number of slots: a receive that fills fewer found the socket's queue empty.
+    pub fn slots(&self) -> usize {
+        self.names.len()
     }
 
     /// The `i`th datagram received (cut to the slot size) and its sender (`None` for an unnamed
@@ -89,24 +108,8 @@ pub fn recv_datagrams(fd: RawFd, buffers: &mut DatagramBuffers) -> Result<usize,
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn recv_batch(fd: RawFd, buffers: &mut DatagramBuffers, count: usize) -> Result<usize, Errno> {
-    let size = buffers.size;
-    let base = buffers.data.as_mut_ptr();
-    for i in 0..count {
-        // SAFETY: slot `i` lies inside `data` (count * size bytes).
-        buffers.iovs[i].iov_base = unsafe { base.add(i * size) }.cast();
-        buffers.iovs[i].iov_len = size;
-        let header = &mut buffers.headers[i];
-        header.msg_hdr.msg_name = (&mut buffers.names[i] as *mut libc::sockaddr_storage).cast();
-        header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        header.msg_hdr.msg_iov = &mut buffers.iovs[i];
-        header.msg_hdr.msg_iovlen = 1;
-        header.msg_hdr.msg_control = std::ptr::null_mut();
-        header.msg_hdr.msg_controllen = 0;
-        header.msg_hdr.msg_flags = 0;
-        header.msg_len = 0;
-    }
-    // SAFETY: `headers` holds `count` headers whose names and iovecs point into live buffers of the
-    // sizes given; no timeout.
+    // SAFETY: `headers` holds `count` headers pointed at live slots and address buffers of the sizes
+    // given (`point_headers`, redone whenever the layout changes); no timeout.
     let n = unsafe {
         libc::recvmmsg(
             fd,
@@ -120,10 +123,13 @@ fn recv_batch(fd: RawFd, buffers: &mut DatagramBuffers, count: usize) -> Result<
         return Err(last_errno());
     }
     let n = n as usize;
+    let full_name = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     for i in 0..n {
-        let header = &buffers.headers[i];
+        let header = &mut buffers.headers[i];
         let entry = (header.msg_len as usize, header.msg_hdr.msg_namelen);
         buffers.received.push(entry);
+        // Ready for the next receive: the kernel wrote the address length.
+        header.msg_hdr.msg_namelen = full_name;
     }
     Ok(n)
 }
@@ -283,10 +289,12 @@ type MulticastByte = c_int;
 type MulticastByte = u8;
 
 /// Sets IP_MULTICAST_TTL or IP_MULTICAST_LOOP (`value` 0–255).
+#[allow(clippy::unnecessary_cast)] // `MulticastByte` is `u8` off Linux
 pub fn set_ipv4_multicast_byte(fd: RawFd, name: c_int, value: u8) -> Result<(), Errno> {
     set_option(fd, libc::IPPROTO_IP, name, &(value as MulticastByte))
 }
 
+#[allow(clippy::unnecessary_cast)] // `MulticastByte` is `u8` off Linux
 pub fn get_ipv4_multicast_byte(fd: RawFd, name: c_int) -> Result<u8, Errno> {
     get_option::<MulticastByte>(fd, libc::IPPROTO_IP, name).map(|v| v as u8)
 }
