@@ -64,7 +64,8 @@ pub fn from_sock_addr(addr: &SockAddr) -> reactor_address_t {
 /// `Error::InvalidAddress` if it does not fit `sun_path` or holds a NUL.
 pub fn unix_sock_addr(path: &str) -> Result<SockAddr> {
     let bytes = path.as_bytes();
-    if bytes.is_empty() || bytes.contains(&0) {
+    // "" and "@" (an abstract name of no bytes) name nothing (API.md §6.7).
+    if bytes.is_empty() || bytes == b"@" || bytes.contains(&0) {
         return Err(Error::InvalidAddress);
     }
     let raw: Vec<u8> = match bytes.strip_prefix(b"@") {
@@ -199,6 +200,9 @@ mod tests {
         a.family = REACTOR_FAMILY_UNIX;
         a.host = [b'x' as c_char; REACTOR_ADDRESS_HOST_MAX];
         assert_eq!(format(&a), Err(Error::Invalid), "no NUL");
+        assert_eq!(unix_sock_addr(""), Err(Error::InvalidAddress));
+        assert_eq!(unix_sock_addr("@"), Err(Error::InvalidAddress));
+        assert_eq!(unix_sock_addr("@x"), Ok(SockAddr::Unix(vec![0, b'x'])));
     }
 
     #[test]

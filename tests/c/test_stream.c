@@ -612,6 +612,10 @@ static void test_unix(void) {
   longpath[sizeof longpath - 1] = '\0';
   CHECK_RC(reactor_listen_unix(r, longpath, NULL, &p, build, NULL, NULL, &dup),
            REACTOR_E_INVALID_ADDRESS);
+  /* "" and "@" (an abstract name of no bytes) name nothing (API.md §6.7) */
+  CHECK_RC(reactor_listen_unix(r, "", NULL, &p, build, NULL, NULL, &dup), REACTOR_E_INVALID_ADDRESS);
+  CHECK_RC(reactor_listen_unix(r, "@", NULL, &p, build, NULL, NULL, &dup), REACTOR_E_INVALID_ADDRESS);
+  CHECK(dup == NULL);
 
   char abstract[64];
   snprintf(abstract, sizeof abstract, "@libreactor-test-%d", (int)getpid());
