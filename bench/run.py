@@ -8,6 +8,7 @@
     python3 bench/run.py --only queuework --out /tmp/q.md   # thread pool vs libuv's uv_queue_work
     python3 bench/run.py --only closure --runs 3 --no-write  # call_from_thread with a malloc'd closure
     python3 bench/run.py --only net --out /tmp/n.md     # transports: pingpong, pump, churn, idle
+    python3 bench/run.py --only udp --quick --no-write  # datagram ports: UDP echo, UDP receive flood
 
 libreactor is found, in this order:
   1. $REACTOR_PREFIX: an install prefix (PKG_CONFIG_PATH=$REACTOR_PREFIX/lib/pkgconfig, pkg-config
@@ -54,13 +55,23 @@ PROGRAMS = {
         "libevent": "bench_net_libevent.c",
         "floor": "bench_net_floor.c",
     },
+    # datagram ports (API.md §6.6) over 127.0.0.1; shared code in udp_common.h
+    "udp": {
+        "libreactor": "bench_udp_reactor.c",
+        "libuv": "bench_udp_libuv.c",
+        "libev": "bench_udp_libev.c",
+        "libevent": "bench_udp_libevent.c",
+        "floor": "bench_udp_floor.c",
+    },
 }
 NET_SHAPES = ["pingpong_tcp", "pingpong_unix", "pump_tcp", "pump_unix", "churn_1", "churn_100", "idle"]
+UDP_SHAPES = ["udp_echo_1", "udp_echo_32", "udp_flood"]
 PROGRAM_OF_SHAPE = {
     "queuework": "queuework",
     "queuework_window": "queuework",
     "queuework_serial": "queuework",
     **{shape: "net" for shape in NET_SHAPES},
+    **{shape: "udp" for shape in UDP_SHAPES},
 }
 
 # program shape -> (full params, quick params)
@@ -83,6 +94,9 @@ SHAPES = {
     "churn_1": (["n=20000"], ["n=2000"]),
     "churn_100": (["n=20000"], ["n=2000"]),
     "idle": (["n=10000"], ["n=2000"]),
+    "udp_echo_1": (["n=100000"], ["n=10000"]),
+    "udp_echo_32": (["n=100000"], ["n=10000"]),
+    "udp_flood": (["n=1000000"], ["n=100000"]),
 }
 # names accepted by --only -> program shapes
 GROUPS = {
@@ -102,6 +116,9 @@ GROUPS = {
     "pump": ["pump_tcp", "pump_unix"],
     "churn": ["churn_1", "churn_100"],
     "idle": ["idle"],
+    "udp": list(UDP_SHAPES),
+    "udp_echo": ["udp_echo_1", "udp_echo_32"],
+    "udp_flood": ["udp_flood"],
 }
 
 # rows of the report: (shape, metric, label, unit shown, direction) ; direction "up" = higher is
@@ -135,6 +152,11 @@ ROWS = [
     ("churn_1", "rate", "connection churn: connect, 64 B exchange, close; 1 at a time", "conns/s", "up"),
     ("churn_100", "rate", "connection churn: 100 at a time", "conns/s", "up"),
     ("idle", "rss_per_conn", "idle: 10,000 open connections, loop process RSS", "B/conn", "down"),
+    ("udp_echo_1", "cpu_per_rt", "UDP echo: 64 B datagrams, 1 in flight", "CPU ns/round trip", "down"),
+    ("udp_echo_32", "cpu_per_rt", "UDP echo: 64 B datagrams, 32 in flight", "CPU ns/round trip", "down"),
+    ("udp_flood", "rate", "UDP flood: 1M 64 B datagrams from a blocking sender thread, received",
+     "datagrams/loop-CPU-s", "up"),
+    ("udp_flood", "loss_pct", "UDP flood: datagrams dropped by the kernel (4 MiB SO_RCVBUF)", "% of sent", None),
 ]
 # metrics that must be zero/absent; anything else is reported as a problem
 SANITY = ["missing", "order_errors", "send_errors", "failures"]
@@ -382,7 +404,8 @@ def main():
                     samples.setdefault((shape, lib, k), []).append(v)
                 main_metric = {"timers": "rate", "fanout": "cpu_per_event", "callthread": "rate",
                                "callthread_paced": "p50", "callthread_closure_paced": "p50",
-                               "async": "rate"}.get(shape, "rate")
+                               "async": "rate", "udp_echo_1": "cpu_per_rt",
+                               "udp_echo_32": "cpu_per_rt"}.get(shape, "rate")
                 log("  run %d %-24s %-10s %s=%s" % (run + 1, shape, lib, main_metric,
                                                      fmt(res.get(main_metric))))
 
@@ -576,8 +599,8 @@ def render(args, runs, shapes, libs, med, samples, problems, notes, infos, other
 Each shape is a small C program per library (`bench/bench_<lib>.c`, shared code in `bench/common.h`),
 compiled with `cc -O2`, run as a fresh process per measurement. For every run, each shape is run once
 per library in round-robin order (rotated each run), so slow drifts of the machine hit all libraries
-alike; the table shows the median of the runs. Only local socketpairs and eventfds are used; every
-program has a 20 s watchdog.
+alike; the table shows the median of the runs. Only local sockets (socketpairs, 127.0.0.1, UNIX
+sockets), pipes and eventfds are used; every program has a watchdog.
 
 - **timers**: N = 1M one-shot timers with delays 0–999 ms from a fixed-seed splitmix64 sequence
   (identical for every library), scheduled back to back, then the loop runs until all have fired.
@@ -636,8 +659,28 @@ program has a 20 s watchdog.
   process's resident memory per connection. libreactor uses its transports, ports, connectors and
   producer; libuv its streams; libevent bufferevents and evconnlistener; libev and the floor raw
   non-blocking sockets with their own small output buffers (a libev user's code).
+- **UDP** (programs `bench_udp_<lib>.c`, shared code in `udp_common.h`; sockets bound to 127.0.0.1):
+  *echo*: a client port and a server port in the one loop; the client keeps 1 or 32 64-byte
+  datagrams in flight (one new datagram per echo until 100k were sent), the server sends each
+  datagram back to its sender; process CPU ns per round trip. Nothing re-sends a lost datagram: a
+  thread watching the echo count ends the run with an error ("echo_stalled_datagram_lost") if no echo
+  arrives for 2 s (never seen on loopback), and a failed send is an error too. *flood*: a second
+  thread sends 1M 64-byte datagrams as fast as it can from a plain blocking socket to the loop's
+  port, then an end marker every millisecond until the loop has read one (the queue is FIFO, so by
+  then every datagram was read or dropped); the receiving socket gets `SO_RCVBUF` = 4 MiB in every
+  program. Rate = datagrams received / CPU time of the loop thread (`RUSAGE_THREAD`, from just before
+  the sender starts to the first marker); loss = datagrams the kernel dropped because the loop fell
+  behind (informational: it depends on how fast the sender is, which no library controls).
+  libreactor: `reactor_listen_udp` ports with default options and `reactor_udp_write` (the echo
+  server replies to `from->host`/`from->port`). libuv: `uv_udp_init_ex(.., AF_INET | UV_UDP_RECVMMSG)`
+  with a 20 × 64 KiB buffer from `alloc_cb` (libuv reads one datagram per 64 KiB of buffer, at most
+  20 per `recvmmsg`) and `uv_udp_try_send`. libev, libevent: an `ev_io` / persistent `EV_READ` event
+  and a `recvfrom` loop of at most 32 datagrams per readiness event (libuv's own bound), `sendto`.
+  Floor: `recvmmsg` batches of 64 (again while a batch comes back full), echoes and client sends
+  batched with `sendmmsg`.
 - **floor**: the same shapes on raw syscalls (binary heap + `epoll_wait` timeout; plain epoll;
-  eventfd + mutex queue; atomic flag + eventfd), a lower bound for an event loop on this machine.
+  eventfd + mutex queue; atomic flag + eventfd; `recvmmsg`/`sendmmsg`), a lower bound for an event
+  loop on this machine.
 
 Caveats: small, noisy machines (2 vCPUs here) move the threaded shapes by ±20 % between runs and the
 syscall-bound fanout by more; compare the ratios within one report rather than absolute numbers
@@ -647,7 +690,10 @@ other processes load the machine (see "other load" above) they change character 
 then shares a core with the spinning producer, which batches calls (flood rates go up) and delays
 wake-ups by a scheduler slice (paced latency goes to milliseconds; libuv 1.44 showed a ~2 ms p50 in
 every such run while the others stayed near 3–9 µs). Reports with other load above ~10 % are not
-representative for those rows.
+representative for those rows. The UDP flood also needs two CPUs (sender and loop): a loop that
+keeps up with the sender sleeps in the poller between datagrams and pays a wake-up for a few of
+them, while one that falls behind reads full batches at a lower cost per datagram and loses some, so
+compare its rate together with the loss row.
 """)
     if infos:
         L.append("## libreactor loop statistics (last run of each shape)\n")
