@@ -17,6 +17,14 @@ fn main() {
     println!("cargo:rerun-if-env-changed=REACTOR_UPDATE_HEADER");
 
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    println!("cargo:rerun-if-env-changed=LIBKQUEUE_PREFIX");
+    if target_os == "linux" && env::var_os("CARGO_FEATURE_LIBKQUEUE").is_some() {
+        // The libkqueue feature: link the emulation (and find it at run time without installing it).
+        let prefix = env::var("LIBKQUEUE_PREFIX")
+            .expect("the libkqueue feature needs LIBKQUEUE_PREFIX (see scripts/test.sh)");
+        println!("cargo:rustc-link-search=native={prefix}/lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{prefix}/lib");
+    }
     if target_os == "linux" || target_os == "freebsd" {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libreactor.so.{major}");
     } else if target_os == "macos" {

@@ -4,7 +4,7 @@
 # Fast and silent when everything is present: apt-get runs only if a package is missing.
 set -eu
 
-PACKAGES="pkg-config valgrind gcc make libuv1-dev libevent-dev libev-dev abigail-tools"
+PACKAGES="pkg-config valgrind gcc make cmake libuv1-dev libevent-dev libev-dev abigail-tools"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then

@@ -9,6 +9,10 @@
 #                                 the committed baseline abi/libreactor.so.0.abi (tests/abi.rs)
 #   5. scripts/tsan.sh            ThreadSanitizer (nightly): the Rust tests and the threaded C tests
 #      scripts/loom.sh            loom model of the waker handshake (every interleaving)
+#   5b. the kqueue backend        on Linux over libkqueue (../shared/tools/libkqueue.sh builds it into a
+#                                 cache outside the repo): the whole C suite again with
+#                                 REACTOR_BACKEND=kqueue, natively, under valgrind and with ASan; a
+#                                 loud skip when the tool is not there (e.g. a user's fresh clone)
 #   6. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
 #   7. bindings/go                go vet and go test -race (cgo against the same temporary install, a
@@ -102,6 +106,29 @@ if [ "$loom_passed" -eq 0 ] || grep -qE '^test result: FAILED' "$WORK/loom.log";
 fi
 rust_passed=$((rust_passed + loom_passed))
 
+step "kqueue backend over libkqueue: the C suite with REACTOR_BACKEND=kqueue"
+libkqueue_tool="$ROOT/../shared/tools/libkqueue.sh"
+kqueue_skipped=""
+if [ -f "$libkqueue_tool" ]; then
+    kq_prefix="${XDG_CACHE_HOME:-$HOME/.cache}/libreactor/libkqueue-2.6.4"
+    bash "$libkqueue_tool" "$kq_prefix"
+    # A target dir of its own: the feature build must not replace target/release's library.
+    LIBKQUEUE_PREFIX="$kq_prefix" REACTOR_TEST_BACKENDS=kqueue CARGO_TARGET_DIR="$ROOT/target/libkqueue" \
+        cargo test --release --features libkqueue --test c_api 2>&1 | tee "$WORK/kqueue.log"
+    kqueue_failed=$(awk '/^test result: /{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed;?$/) n += $i } END { print n + 0 }' \
+        "$WORK/kqueue.log")
+    kqueue_passed=$(awk '/^test result: /{ for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed;?$/) n += $i } END { print n + 0 }' \
+        "$WORK/kqueue.log")
+    if [ "$kqueue_failed" -ne 0 ] || [ "$kqueue_passed" -eq 0 ]; then
+        echo "test.sh: the kqueue backend's C suite failed" >&2
+        exit 1
+    fi
+    rust_passed=$((rust_passed + kqueue_passed))
+else
+    kqueue_skipped="$libkqueue_tool not found: the kqueue backend's C suite (over libkqueue) was not run"
+    loud_skip "$kqueue_skipped"
+fi
+
 step "c-examples against an installed prefix"
 cargo build --release   # no-op after cargo test --release; makes sure the cdylib/staticlib exist
 scripts/install.sh --artifacts target/release --prefix "$WORK/prefix"
@@ -174,5 +201,6 @@ echo
 for target in ${cross_skipped[@]+"${cross_skipped[@]}"}; do
     loud_skip "could not install target $target; cross-target clippy not run for it"
 done
+if [ -n "$kqueue_skipped" ]; then loud_skip "$kqueue_skipped"; fi
 echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed"
 echo "$((rust_passed + examples_passed + go_passed)) passed, 0 failed"

@@ -12,11 +12,31 @@ use std::os::raw::c_int;
 
 #[cfg(target_os = "linux")]
 mod epoll;
+#[cfg(any(
+    all(target_os = "linux", feature = "libkqueue"),
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue;
 mod poll;
 mod waker;
 
 #[cfg(target_os = "linux")]
 pub use epoll::Epoll;
+#[cfg(any(
+    all(target_os = "linux", feature = "libkqueue"),
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub use kqueue::Kqueue;
 pub use poll::Poll;
 pub use waker::{WakeTarget, Waker};
 
@@ -95,6 +115,13 @@ impl PollEvent {
             data: 0,
         }
     }
+
+    /// The socket error a backend reported with the event (kqueue: EV_EOF with an errno in fflags),
+    /// which it may have taken from the socket (libkqueue reads SO_ERROR to fill it in).
+    pub fn reported_error(&self) -> Option<i32> {
+        (self.eof && self.bits & crate::types::REACTOR_ERROR != 0 && self.data > 0)
+            .then(|| i32::try_from(self.data).unwrap_or(libc::EIO))
+    }
 }
 
 /// Why a modification failed.
@@ -120,6 +147,16 @@ pub trait Poller: Send {
         token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError>;
+    /// `modify` for an fd the library owns (a socket of its own), which nobody can close behind its
+    /// back: a backend may skip its staleness checks.
+    fn modify_owned(
+        &mut self,
+        fd: c_int,
+        token: Token,
+        interest: Interest,
+    ) -> std::result::Result<(), ModifyError> {
+        self.modify(fd, token, interest)
+    }
     /// Errors are ignored by callers (the fd may already be closed), but reported for tests.
     fn remove(&mut self, fd: c_int) -> Result<()>;
     /// Starts a non-fd watch (see `Watch`); `Error::Unsupported` where the backend has no native form.
@@ -154,9 +191,19 @@ impl BackendKind {
         }
     }
 
+    /// epoll on Linux, kqueue on macOS and the BSDs, poll elsewhere.
     pub fn platform_default() -> BackendKind {
         if cfg!(target_os = "linux") {
             BackendKind::Epoll
+        } else if cfg!(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        )) {
+            BackendKind::Kqueue
         } else {
             BackendKind::Poll
         }
@@ -166,7 +213,18 @@ impl BackendKind {
         match self {
             #[cfg(target_os = "linux")]
             BackendKind::Epoll => Ok(Box::new(Epoll::new()?)),
+            #[cfg(any(
+                all(target_os = "linux", feature = "libkqueue"),
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            BackendKind::Kqueue => Ok(Box::new(Kqueue::new()?)),
             BackendKind::Poll => Ok(Box::new(Poll::new()?)),
+            #[allow(unreachable_patterns)]
             _ => Err(Error::Unsupported),
         }
     }
@@ -184,6 +242,18 @@ fn ready_count(n: c_int) -> Result<usize> {
     } else {
         Err(err.into())
     }
+}
+
+/// The identity of the file behind `fd` (device, inode): a closed fd whose number was reused has
+/// another one.
+pub fn file_identity(fd: c_int) -> Result<(u64, u64)> {
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; fd validity is checked by the call.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(Error::last_os());
+    }
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// Fails with EBADF (as an OS status) if `fd` is not open.

@@ -24,15 +24,7 @@ pub struct Poll {
     waker: Waker,
 }
 
-fn identity(fd: c_int) -> Result<(u64, u64)> {
-    // SAFETY: zeroed stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer; fd validity is checked by the call.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(Error::last_os());
-    }
-    Ok((st.st_dev as u64, st.st_ino as u64))
-}
+use super::file_identity as identity;
 
 fn poll_flags(interest: Interest) -> i16 {
     let mut flags = 0;

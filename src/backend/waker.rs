@@ -16,26 +16,57 @@ pub struct Waker {
     write: Option<OwnedFd>,
 }
 
-/// Where a wake-up is written. Copy, async-signal-safe.
+/// Where a wake-up is written: an fd (eventfd or pipe), or a kqueue whose EVFILT_USER event is
+/// triggered. Copy, async-signal-safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WakeTarget {
     fd: c_int,
+    /// `fd` is a kqueue: trigger its user event instead of writing.
+    kqueue_user: bool,
 }
 
+/// `to_bits`' marker of a kqueue user-event target (fd numbers fit in the low 32 bits).
+const KQUEUE_USER_BIT: i64 = 1 << 32;
+
 impl WakeTarget {
-    /// A plain number for lock-free tables (the signal handler's list of reactors to wake).
-    pub fn to_bits(self) -> i64 {
-        i64::from(self.fd)
+    /// The EVFILT_USER event (ident 0) of the kqueue `kq`.
+    pub fn kqueue_user(kq: c_int) -> WakeTarget {
+        WakeTarget {
+            fd: kq,
+            kqueue_user: true,
+        }
     }
 
+    /// A plain number for lock-free tables (the signal handler's list of reactors to wake).
+    pub fn to_bits(self) -> i64 {
+        if self.fd < 0 {
+            return -1;
+        }
+        i64::from(self.fd) | if self.kqueue_user { KQUEUE_USER_BIT } else { 0 }
+    }
+
+    /// A negative number is no target.
     pub fn from_bits(bits: i64) -> WakeTarget {
-        WakeTarget { fd: bits as c_int }
+        if bits < 0 {
+            return WakeTarget {
+                fd: -1,
+                kqueue_user: false,
+            };
+        }
+        WakeTarget {
+            fd: (bits & 0xffff_ffff) as c_int,
+            kqueue_user: bits & KQUEUE_USER_BIT != 0,
+        }
     }
 
     /// Writes one wake-up token. Async-signal-safe; a full pipe or a saturated eventfd means a
     /// wake-up is already pending, which is all a wake-up needs.
     pub fn wake(self) {
         if self.fd < 0 {
+            return;
+        }
+        if self.kqueue_user {
+            trigger_kqueue_user(self.fd);
             return;
         }
         let one: u64 = 1;
@@ -49,6 +80,33 @@ impl WakeTarget {
         };
     }
 }
+
+/// Triggers the EVFILT_USER event of kqueue `kq` (a system call: async-signal-safe).
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+fn trigger_kqueue_user(kq: c_int) {
+    // SAFETY: all-zero is a valid kevent.
+    let mut k: libc::kevent = unsafe { std::mem::zeroed() };
+    k.filter = libc::EVFILT_USER as _;
+    k.fflags = libc::NOTE_TRIGGER as _;
+    // SAFETY: one valid change, no events; the kqueue is kept open by its owner (module comment).
+    unsafe { libc::kevent(kq, &k, 1, std::ptr::null_mut(), 0, std::ptr::null()) };
+}
+
+/// Platforms without a kernel EVFILT_USER never make a kqueue-user target.
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)))]
+fn trigger_kqueue_user(_kq: c_int) {}
 
 #[cfg(not(target_os = "linux"))]
 fn set_nonblocking_cloexec(fd: c_int) {
@@ -102,6 +160,7 @@ impl Waker {
     pub fn target(&self) -> WakeTarget {
         WakeTarget {
             fd: self.write.as_ref().unwrap_or(&self.read).as_raw_fd(),
+            kqueue_user: false,
         }
     }
 
@@ -144,5 +203,9 @@ mod tests {
         assert_eq!(ready(), 0);
         assert!(waker.owns_fd(waker.read_fd()));
         WakeTarget::from_bits(-1).wake(); // no fd: nothing to write
+        let target = waker.target();
+        assert_eq!(WakeTarget::from_bits(target.to_bits()), target);
+        let user = WakeTarget::kqueue_user(7);
+        assert_eq!(WakeTarget::from_bits(user.to_bits()), user);
     }
 }

@@ -296,13 +296,19 @@ impl Connector {
         }
     }
 
-    fn on_writable(self: &Rc<Self>, reactor: &Reactor) {
+    /// The attempt's socket is writable: connected, or failed. `reported` is an error the backend
+    /// delivered with the event (kqueue), used when the socket no longer holds it.
+    fn on_writable(self: &Rc<Self>, reactor: &Reactor, reported: Option<i32>) {
         let attempt = std::mem::replace(&mut *self.attempt.borrow_mut(), Attempt::Idle);
         let Attempt::Connecting { fd, token, rest } = attempt else {
             *self.attempt.borrow_mut() = attempt;
             return;
         };
-        match sys::take_error(sys::raw(&fd)) {
+        let error = match sys::take_error(sys::raw(&fd)) {
+            0 => reported.unwrap_or(0),
+            e => e,
+        };
+        match error {
             // The transport takes over this registration (one backend update, not two).
             0 => self.connected(reactor, fd, Some(token)),
             e => {
@@ -469,8 +475,8 @@ impl Connector {
 }
 
 impl Source for Connector {
-    fn ready(self: Rc<Self>, reactor: &Reactor, _event: PollEvent) {
-        self.on_writable(reactor);
+    fn ready(self: Rc<Self>, reactor: &Reactor, event: PollEvent) {
+        self.on_writable(reactor, event.reported_error());
     }
 
     // Shutdown reaches every connector through `Reactor::shutdown_connectors` (one resolving a name

@@ -635,7 +635,7 @@ impl Transport {
         if readable && !self.state.borrow().ended {
             let wanted = Self::wanted(&self.state.borrow());
             if wanted.read {
-                self.read_once(reactor);
+                self.read_once(reactor, event.reported_error());
             } else if event.bits & (REACTOR_HANGUP | REACTOR_ERROR) != 0
                 && !self.state.borrow().interest.write
             {
@@ -645,7 +645,9 @@ impl Transport {
         }
     }
 
-    fn read_once(self: &Rc<Self>, reactor: &Reactor) {
+    /// One read. `reported` is a socket error the backend delivered with the event (kqueue): an end
+    /// of stream then ends the connection with that error (the socket may no longer hold it).
+    fn read_once(self: &Rc<Self>, reactor: &Reactor, reported: Option<i32>) {
         let Some(fd) = self.raw_fd() else { return };
         let mut buffer = std::mem::take(&mut reactor.net.borrow_mut().read_buffer);
         buffer.resize(READ_SIZE, 0);
@@ -664,7 +666,10 @@ impl Transport {
             Err(e) => Err(e),
         };
         match result {
-            Ok(0) => self.on_fin(reactor),
+            Ok(0) => match reported {
+                Some(e) => self.end_with(reactor, os_status(e)),
+                None => self.on_fin(reactor),
+            },
             Ok(n) => {
                 if let Some(cb) = self.protocol.data_received {
                     let ud = self.ud();

@@ -220,7 +220,7 @@ impl Reactor {
         super::stats::bump(&self.stats.backend_ctl_calls);
         self.backend
             .borrow_mut()
-            .modify(fd, token, interest)
+            .modify_owned(fd, token, interest)
             .map_err(|e| match e {
                 crate::backend::ModifyError::Stale => Error::Os(libc::EBADF),
                 crate::backend::ModifyError::Other(e) => e,
