@@ -605,6 +605,31 @@ int reactor_new(const struct reactor_options *o, struct reactor **out);
 int reactor_free(struct reactor *r);
 
 /*
+ Prepares the reactor for the host to fork and `setsid` (Twisted's IReactorDaemonize, API.md §8.4;
+ twistd calls it before the reactor runs). Until `reactor_after_daemonize`, every other call on the
+ reactor returns `REACTOR_E_BUSY` (calls queued from other threads wait and run afterwards).
+ Refused with `REACTOR_E_BUSY` inside `run`/`iterate` or a callback, when already called, and while
+ the reactor's thread pool has threads (a forked child would not have them: daemonize before the
+ first `reactor_call_in_thread`).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_before_daemonize(struct reactor *r);
+
+/*
+ After `reactor_before_daemonize` (and the host's fork/setsid), in whichever process calls it: a
+ fresh kernel poller and waker of the same backend, with every registration (host fds, the
+ library's sockets) re-added; timers, thread calls and system event triggers carry on. A host fd
+ closed in between loses its registration (its release runs). Without `reactor_before_daemonize` →
+ `REACTOR_E_INVALID`. The old poller and waker stay open until `reactor_free` (another thread may
+ still write to the old waker), so a host that forks for other reasons need not call these: only the
+ process that keeps using the reactor must, and only that one.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_after_daemonize(struct reactor *r);
+
+/*
  Fires startup and runs the loop until `reactor_stop` (then shutdown) or `reactor_crash`.
  Errors: `REACTOR_E_ALREADY_RUNNING` (inside a callback), `REACTOR_E_NOT_RESTARTABLE` (after a run
  ended by stop), `REACTOR_E_BUSY` (another thread is inside a call on it).

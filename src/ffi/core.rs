@@ -158,7 +158,48 @@ pub extern "C" fn reactor_free(r: *mut reactor_t) -> c_int {
     if r.is_null() {
         return status::to_status(Ok(()));
     }
-    guarded(|| entry::free(r))
+    guarded(|| {
+        // Between the daemonize hooks the reactor is not to be touched (API.md §8.4).
+        if REACTORS.with(r.cast(), |entry| entry.shared.is_daemonizing()) == Some(true) {
+            return Err(Error::Busy);
+        }
+        entry::free(r)
+    })
+}
+
+/// Prepares the reactor for the host to fork and `setsid` (Twisted's IReactorDaemonize, API.md §8.4;
+/// twistd calls it before the reactor runs). Until `reactor_after_daemonize`, every other call on the
+/// reactor returns `REACTOR_E_BUSY` (calls queued from other threads wait and run afterwards).
+/// Refused with `REACTOR_E_BUSY` inside `run`/`iterate` or a callback, when already called, and while
+/// the reactor's thread pool has threads (a forked child would not have them: daemonize before the
+/// first `reactor_call_in_thread`).
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_before_daemonize(r: *mut reactor_t) -> c_int {
+    on_owner(r, |reactor| reactor.before_daemonize())
+}
+
+/// After `reactor_before_daemonize` (and the host's fork/setsid), in whichever process calls it: a
+/// fresh kernel poller and waker of the same backend, with every registration (host fds, the
+/// library's sockets) re-added; timers, thread calls and system event triggers carry on. A host fd
+/// closed in between loses its registration (its release runs). Without `reactor_before_daemonize` →
+/// `REACTOR_E_INVALID`. The old poller and waker stay open until `reactor_free` (another thread may
+/// still write to the old waker), so a host that forks for other reasons need not call these: only the
+/// process that keeps using the reactor must, and only that one.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_after_daemonize(r: *mut reactor_t) -> c_int {
+    let result = entry::claim(r, false).and_then(|claim| {
+        super::claimed_daemonizing(&claim, |claim| {
+            let reactor = entry::reactor(claim);
+            reactor.after_daemonize()?;
+            claim.set_backend_fd(reactor.backend_fd());
+            Ok(())
+        })
+    });
+    status::to_status(result)
 }
 
 /// Fires startup and runs the loop until `reactor_stop` (then shutdown) or `reactor_crash`.

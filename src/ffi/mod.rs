@@ -41,8 +41,21 @@ fn guarded_value<T>(neutral: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(neutral)
 }
 
-/// Runs `body` under a claim on a non-poisoned reactor; a panic poisons it.
+/// Runs `body` under a claim on a non-poisoned reactor; a panic poisons it. Between
+/// `reactor_before_daemonize` and `reactor_after_daemonize` every call is refused with
+/// `REACTOR_E_BUSY` (except `after_daemonize`, see `claimed_daemonizing`).
 fn claimed<T>(claim: &Claimed<'_>, body: impl FnOnce(&Claimed<'_>) -> Result<T>) -> Result<T> {
+    if claim.shared.is_daemonizing() {
+        return Err(Error::Busy);
+    }
+    claimed_daemonizing(claim, body)
+}
+
+/// `claimed` without the daemonize check (for `reactor_after_daemonize`).
+fn claimed_daemonizing<T>(
+    claim: &Claimed<'_>,
+    body: impl FnOnce(&Claimed<'_>) -> Result<T>,
+) -> Result<T> {
     if claim.shared.is_poisoned() {
         return Err(Error::Internal);
     }

@@ -16,6 +16,7 @@ use crate::threadpool::ReactorPool;
 use crate::types::reactor_t;
 use std::os::raw::c_int;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The owner-only part of a reactor.
 struct OwnerOnly(Reactor);
@@ -37,7 +38,8 @@ pub struct ReactorEntry {
     pub shared: Arc<Shared>,
     pub pool: Arc<ReactorPool>,
     backend_name: &'static str,
-    backend_fd: c_int,
+    /// Readable from any thread; replaced by `reactor_after_daemonize`.
+    backend_fd: AtomicI32,
     core: Padded<OwnerOnly>,
 }
 
@@ -47,7 +49,12 @@ impl ReactorEntry {
     }
 
     pub fn backend_fd(&self) -> c_int {
-        self.backend_fd
+        self.backend_fd.load(Ordering::Acquire)
+    }
+
+    /// After the owner replaced its backend (`reactor_after_daemonize`).
+    pub fn set_backend_fd(&self, fd: c_int) {
+        self.backend_fd.store(fd, Ordering::Release);
     }
 }
 
@@ -68,7 +75,7 @@ pub fn create(options: Options) -> Result<*mut reactor_t> {
         shared: reactor.shared.clone(),
         pool: reactor.pool.clone(),
         backend_name: reactor.backend_name(),
-        backend_fd: reactor.backend_fd(),
+        backend_fd: AtomicI32::new(reactor.backend_fd()),
         core: Padded(OwnerOnly(reactor)),
     };
     let me = thread_id::current();

@@ -19,6 +19,7 @@
 
 mod asyncs;
 mod call_queue;
+mod daemonize;
 pub mod entry;
 mod events;
 mod faults;
@@ -75,7 +76,11 @@ pub struct Reactor {
     /// The reactor's thread pool (thread-safe; created on first use, see `crate::threadpool`).
     pub pool: Arc<ReactorPool>,
     backend: RefCell<Box<dyn Poller>>,
-    waker: WakeTarget,
+    /// The backend's waker (replaced by `after_daemonize`).
+    waker: Cell<WakeTarget>,
+    /// Backends replaced by `after_daemonize`, kept open until the reactor is freed: another thread
+    /// may still write to the old waker.
+    retired_backends: RefCell<Vec<Box<dyn Poller>>>,
     clock: Clock,
     options: Options,
     state: Cell<LoopState>,
@@ -170,7 +175,9 @@ impl Reactor {
             pool: Arc::new(ReactorPool::new(shared.clone(), options.thread_pool_max)),
             shared,
             backend: RefCell::new(backend),
-            waker,
+            waker: Cell::new(waker),
+            retired_backends: RefCell::new(Vec::new()),
+
             clock: Clock::new(options.manual_clock),
             options,
             state: Cell::new(LoopState::Idle),

@@ -169,6 +169,16 @@ impl Registry {
         Some((fd, handler))
     }
 
+    /// Every registration: fd, token and what it wants (to re-add them to a new backend).
+    pub fn registrations(&self) -> Vec<(c_int, Token, Interest)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.handler.is_some())
+            .map(|(i, e)| (e.fd, Token::new(i as u32, e.generation), e.interest))
+            .collect()
+    }
+
     /// Tokens of host sources, by ascending fd.
     pub fn host_tokens(&self) -> Vec<Token> {
         self.tokens(|h| matches!(h, Handler::Host(_)))

@@ -10,7 +10,7 @@ use crate::handles::{self, FLAG_BIT};
 use crate::status::Error;
 use crate::sync::Padded;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Work the reactor runs on its own thread for the library (not a host callback): e.g. the `done`
 /// half of `reactor_call_in_thread_with_callback`. Dropping one without running it must release
@@ -33,7 +33,10 @@ pub enum ThreadCall {
 #[repr(C)]
 pub struct Shared {
     poisoned: AtomicBool,
-    waker: WakeTarget,
+    /// The waker's `WakeTarget::to_bits` (replaced by `reactor_after_daemonize`).
+    waker: AtomicI64,
+    /// Between `reactor_before_daemonize` and `reactor_after_daemonize`: calls are refused (BUSY).
+    daemonizing: AtomicBool,
     /// The reactor handle's state word (never unmapped), where AWAKE, WAKE_PENDING and CALLS_LOCK
     /// live.
     word: AtomicPtr<AtomicU64>,
@@ -56,8 +59,27 @@ impl Shared {
             async_pending: Padded(AtomicBool::new(false)),
             calls: CallQueue::default(),
             generation: AtomicU32::new(0),
-            waker,
+            waker: AtomicI64::new(waker.to_bits()),
+            daemonizing: AtomicBool::new(false),
         }
+    }
+
+    fn waker(&self) -> WakeTarget {
+        WakeTarget::from_bits(self.waker.load(Ordering::Acquire))
+    }
+
+    /// A new waker (after daemonize). Producers that read the old one keep writing to it until they
+    /// see this one: the old one stays open (the reactor keeps the retired backend until freed).
+    pub fn set_waker(&self, waker: WakeTarget) {
+        self.waker.store(waker.to_bits(), Ordering::Release);
+    }
+
+    pub fn is_daemonizing(&self) -> bool {
+        self.daemonizing.load(Ordering::Acquire)
+    }
+
+    pub fn set_daemonizing(&self, on: bool) {
+        self.daemonizing.store(on, Ordering::Release);
     }
 
     pub fn is_poisoned(&self) -> bool {
@@ -92,14 +114,14 @@ impl Shared {
     #[inline]
     pub fn wake(&self) {
         if wake::publish(self.word()) {
-            self.waker.wake();
+            self.waker().wake();
         }
     }
 
     /// Writes the waker unconditionally (`reactor_wake_up`, and callers that claimed the wake-up).
     #[inline]
     pub fn force_wake(&self) {
-        self.waker.wake();
+        self.waker().wake();
     }
 
     /// Reactor side of the handshake (see `wake`; the reactor tracks whether it is awake).

@@ -185,7 +185,7 @@ impl Reactor {
         let mut watchers = self.signals.borrow_mut();
         watchers.any_seen = any_delivered();
         watchers.stop_on = STOP_SIGNALS.iter().map(|&s| (s, delivered(s))).collect();
-        watchers.registration = Some(SignalWatch::start(&STOP_SIGNALS, self.waker));
+        watchers.registration = Some(SignalWatch::start(&STOP_SIGNALS, self.waker.get()));
     }
 
     /// `run` returns: the dispositions come back when no other reactor needs them.
