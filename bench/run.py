@@ -423,6 +423,7 @@ def main():
 
     report = render(args, runs, shapes, libs, med, samples, problems, notes, infos, other_load)
     report += go_binding_section()
+    report += kqueue_section()
     print(report)
     raw = {"%s|%s|%s" % k: v for k, v in samples.items()}
     with open(os.path.join(BUILD, "last_results.json"), "w") as f:
@@ -451,6 +452,19 @@ def go_binding_section():
     for line in lines[1:]:  # its own title is replaced by the heading above
         out.append("#" + line if line.startswith("#") else line)
     return "\n".join(out) + "\n"
+
+KQUEUE_NOTES = os.path.join(ROOT, "bench", "kqueue-libkqueue.md")
+
+
+def kqueue_section():
+    """The core shapes on the kqueue backend over libkqueue (Linux: kqueue emulated on epoll), kept in
+    bench/kqueue-libkqueue.md (made with REACTOR_PREFIX=<a libkqueue build> REACTOR_BACKEND=kqueue
+    run.py --only timers,fanout,callthread --out ...), for information: an emulation has no target."""
+    if not os.path.exists(KQUEUE_NOTES):
+        return ""
+    with open(KQUEUE_NOTES) as f:
+        return "\n" + f.read()
+
 
 def cpu_snapshot():
     """(busy CPU seconds of the whole machine, CPU seconds of our finished children, wall time)"""
