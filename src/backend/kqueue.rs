@@ -174,14 +174,20 @@ pub struct Kqueue {
 }
 
 /// The process's open fds (libkqueue only: to learn which fds the emulation opened for a kqueue).
+/// The listing's own directory fd is left out (it is closed again by the time of the open check, and
+/// its number is free for the next fd).
 #[cfg(target_os = "linux")]
 fn open_fds() -> Vec<c_int> {
-    std::fs::read_dir("/proc/self/fd")
+    let listed: Vec<c_int> = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
             dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    listed
+        .into_iter()
+        .filter(|fd| check_fd_open(*fd).is_ok())
+        .collect()
 }
 
 // SAFETY: the only non-Send parts are kevent's `udata` pointers, which hold plain token numbers and
@@ -217,12 +223,9 @@ impl Kqueue {
         // emulation's (this test-only build assumes no other thread opens fds in that moment).
         #[cfg(target_os = "linux")]
         {
-            // (The listing's own directory fd is closed again by the time of the open check.)
             backend.emulation_fds = open_fds()
                 .into_iter()
-                .filter(|fd| {
-                    !before.contains(fd) && !backend.owns_fd(*fd) && check_fd_open(*fd).is_ok()
-                })
+                .filter(|fd| !before.contains(fd) && !backend.owns_fd(*fd))
                 .collect();
         }
         Ok(backend)
