@@ -18,6 +18,22 @@ fn main() {
 
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     println!("cargo:rerun-if-env-changed=LIBKQUEUE_PREFIX");
+    // Platform groups for the backends, named once here instead of in every `cfg`:
+    // `reactor_kqueue`: the kqueue backend is built (the BSDs and macOS, or Linux with libkqueue);
+    // `reactor_kqueue_user`: the kernel has EVFILT_USER (the kqueue waker uses it).
+    println!("cargo::rustc-check-cfg=cfg(reactor_kqueue)");
+    println!("cargo::rustc-check-cfg=cfg(reactor_kqueue_user)");
+    let bsd_kernel_user = matches!(
+        target_os.as_str(),
+        "macos" | "ios" | "freebsd" | "netbsd" | "dragonfly"
+    );
+    let libkqueue = target_os == "linux" && env::var_os("CARGO_FEATURE_LIBKQUEUE").is_some();
+    if bsd_kernel_user || target_os == "openbsd" || libkqueue {
+        println!("cargo:rustc-cfg=reactor_kqueue");
+    }
+    if bsd_kernel_user {
+        println!("cargo:rustc-cfg=reactor_kqueue_user");
+    }
     if target_os == "linux" && env::var_os("CARGO_FEATURE_LIBKQUEUE").is_some() {
         // The libkqueue feature: link the emulation (and find it at run time without installing it).
         let prefix = env::var("LIBKQUEUE_PREFIX")

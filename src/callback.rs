@@ -55,6 +55,14 @@ impl UserData {
         self.ptr
     }
 
+    /// The pointer of the data kept in `cell` (a network object's; the cell keeps it).
+    pub fn ptr_in(cell: &std::cell::Cell<UserData>) -> *mut c_void {
+        let data = cell.take();
+        let ptr = data.ptr;
+        cell.set(data);
+        ptr
+    }
+
     /// Dropping it calls the host's release hook.
     pub fn has_release(&self) -> bool {
         self.release.is_some()

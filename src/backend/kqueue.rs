@@ -39,13 +39,7 @@ mod sys {
         EV_ADD, EV_DELETE, EV_EOF, EV_ERROR, EVFILT_PROC, EVFILT_READ, EVFILT_SIGNAL, EVFILT_WRITE,
         NOTE_EXIT, kevent, kqueue,
     };
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(reactor_kqueue_user)]
     pub use libc::{EV_CLEAR, EVFILT_USER};
 }
 
@@ -231,13 +225,7 @@ impl Kqueue {
         Ok(backend)
     }
 
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(reactor_kqueue_user)]
     fn install_waker(&mut self) -> Result<()> {
         let user = change(
             0,
@@ -250,13 +238,7 @@ impl Kqueue {
         Ok(())
     }
 
-    #[cfg(not(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    )))]
+    #[cfg(not(reactor_kqueue_user))]
     fn install_waker(&mut self) -> Result<()> {
         let waker = super::Waker::new()?;
         let read = change(
@@ -300,6 +282,38 @@ impl Kqueue {
                     .push(change(fd as usize, filter, sys::EV_DELETE, 0, token.0));
             }
         }
+    }
+
+    /// Registers `fd` under `token` with `identity` (`file_identity`, or zeros for an owned fd).
+    fn register(
+        &mut self,
+        fd: c_int,
+        token: Token,
+        interest: Interest,
+        identity: (u64, u64),
+    ) -> Result<()> {
+        let index = usize::try_from(fd).map_err(|_| Error::Invalid)?;
+        if let Some((old_token, old)) = self.registration(fd)
+            && old_token != token
+        {
+            // A new registration on an fd number we still hold one for: the old file was closed
+            // behind our back and the number reused. The old filters go first, at once (a real
+            // kqueue dropped them with the close; libkqueue still has them).
+            self.registered[index] = None;
+            self.queue_changes(fd, Some(old_token), old_token, old, Interest::default());
+            let changes = std::mem::take(&mut self.changes);
+            let _ = kevent_call(self.kq.as_raw_fd(), &changes, &mut [], 0);
+        }
+        let old = self.registration(fd);
+        let old_interest = old.map_or(Interest::default(), |(_, i)| i);
+        self.queue_changes(fd, old.map(|(t, _)| t), token, old_interest, interest);
+        if self.registered.len() <= index {
+            self.registered.resize(index + 1, None);
+            self.identities.resize(index + 1, (0, 0));
+        }
+        self.registered[index] = Some((token, interest));
+        self.identities[index] = identity;
+        Ok(())
     }
 
     /// Turns `n` returned entries into events (a refused change: its token's registration is stale).
@@ -409,29 +423,13 @@ impl Poller for Kqueue {
 
     fn add(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
         check_fd_open(fd)?;
-        let index = usize::try_from(fd).map_err(|_| Error::Invalid)?;
-        if let Some((old_token, old)) = self.registration(fd)
-            && old_token != token
-        {
-            // A new registration on an fd number we still hold one for: the old file was closed
-            // behind our back and the number reused. The old filters go first, at once (a real
-            // kqueue dropped them with the close; libkqueue still has them).
-            self.registered[index] = None;
-            self.queue_changes(fd, Some(old_token), old_token, old, Interest::default());
-            let changes = std::mem::take(&mut self.changes);
-            let _ = kevent_call(self.kq.as_raw_fd(), &changes, &mut [], 0);
-        }
         let identity = file_identity(fd)?;
-        let old = self.registration(fd);
-        let old_interest = old.map_or(Interest::default(), |(_, i)| i);
-        self.queue_changes(fd, old.map(|(t, _)| t), token, old_interest, interest);
-        if self.registered.len() <= index {
-            self.registered.resize(index + 1, None);
-            self.identities.resize(index + 1, (0, 0));
-        }
-        self.registered[index] = Some((token, interest));
-        self.identities[index] = identity;
-        Ok(())
+        self.register(fd, token, interest, identity)
+    }
+
+    /// The library's own sockets: open, never closed behind our back, so no identity to keep.
+    fn add_owned(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
+        self.register(fd, token, interest, (0, 0))
     }
 
     fn modify(

@@ -12,30 +12,14 @@ use std::os::raw::c_int;
 
 #[cfg(target_os = "linux")]
 mod epoll;
-#[cfg(any(
-    all(target_os = "linux", feature = "libkqueue"),
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(reactor_kqueue)]
 mod kqueue;
 mod poll;
 mod waker;
 
 #[cfg(target_os = "linux")]
 pub use epoll::Epoll;
-#[cfg(any(
-    all(target_os = "linux", feature = "libkqueue"),
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(reactor_kqueue)]
 pub use kqueue::Kqueue;
 pub use poll::Poll;
 pub use waker::{WakeTarget, Waker};
@@ -147,6 +131,11 @@ pub trait Poller: Send {
         token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError>;
+    /// `add` for an fd the library owns (a socket of its own, open, that nobody can close behind its
+    /// back): a backend may skip its checks.
+    fn add_owned(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
+        self.add(fd, token, interest)
+    }
     /// `modify` for an fd the library owns (a socket of its own), which nobody can close behind its
     /// back: a backend may skip its staleness checks.
     fn modify_owned(
@@ -195,14 +184,7 @@ impl BackendKind {
     pub fn platform_default() -> BackendKind {
         if cfg!(target_os = "linux") {
             BackendKind::Epoll
-        } else if cfg!(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        )) {
+        } else if cfg!(all(reactor_kqueue, not(target_os = "linux"))) {
             BackendKind::Kqueue
         } else {
             BackendKind::Poll
@@ -213,15 +195,7 @@ impl BackendKind {
         match self {
             #[cfg(target_os = "linux")]
             BackendKind::Epoll => Ok(Box::new(Epoll::new()?)),
-            #[cfg(any(
-                all(target_os = "linux", feature = "libkqueue"),
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(reactor_kqueue)]
             BackendKind::Kqueue => Ok(Box::new(Kqueue::new()?)),
             BackendKind::Poll => Ok(Box::new(Poll::new()?)),
             #[allow(unreachable_patterns)]

@@ -82,13 +82,7 @@ impl WakeTarget {
 }
 
 /// Triggers the EVFILT_USER event of kqueue `kq` (a system call: async-signal-safe).
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(reactor_kqueue_user)]
 fn trigger_kqueue_user(kq: c_int) {
     // SAFETY: all-zero is a valid kevent.
     let mut k: libc::kevent = unsafe { std::mem::zeroed() };
@@ -99,13 +93,7 @@ fn trigger_kqueue_user(kq: c_int) {
 }
 
 /// Platforms without a kernel EVFILT_USER never make a kqueue-user target.
-#[cfg(not(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-)))]
+#[cfg(not(reactor_kqueue_user))]
 fn trigger_kqueue_user(_kq: c_int) {}
 
 #[cfg(not(target_os = "linux"))]

@@ -106,14 +106,8 @@ fn backend_from(choice: reactor_backend_t) -> Result<BackendKind> {
 /// # Safety
 /// `o` is NULL or points to a `reactor_options_t` of at least `o->struct_size` bytes.
 unsafe fn read_options(o: *const reactor_options_t) -> Result<Options> {
-    let raw = if o.is_null() {
-        default_options()
-    } else {
-        // SAFETY: the caller vouches for the struct.
-        unsafe { check_struct_size(o)? };
-        // SAFETY: at least our size is readable (checked above).
-        unsafe { o.read_unaligned() }
-    };
+    // SAFETY: the caller vouches for the struct.
+    let raw = unsafe { super::read_versioned(o, Some(default_options)) }?;
     if raw.thread_pool_max == 0 {
         return Err(Error::Invalid);
     }

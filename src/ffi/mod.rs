@@ -185,6 +185,50 @@ unsafe fn check_struct_size<S>(base: *const S) -> Result<usize> {
     }
 }
 
+/// The buffers of a host's `struct iovec` array, empty ones left out. `iovcnt` < 0, NULL `iov` with
+/// `iovcnt` > 0, or an entry with a NULL base and a length → `REACTOR_E_INVALID`.
+///
+/// # Safety
+/// `iov` is NULL or points to `iovcnt` readable entries whose buffers are readable for the returned
+/// slices' lifetime.
+unsafe fn iovec_slices<'a>(iov: *const libc::iovec, iovcnt: c_int) -> Result<Vec<&'a [u8]>> {
+    let count = usize::try_from(iovcnt).map_err(|_| Error::Invalid)?;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if iov.is_null() {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: `iov` has `count` readable entries (the caller's contract).
+    let entries = unsafe { std::slice::from_raw_parts(iov, count) };
+    let mut parts = Vec::with_capacity(count);
+    for entry in entries.iter().filter(|e| e.iov_len > 0) {
+        if entry.iov_base.is_null() {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: each buffer is readable for its length (the caller's contract).
+        parts.push(unsafe {
+            std::slice::from_raw_parts(entry.iov_base.cast::<u8>(), entry.iov_len)
+        });
+    }
+    Ok(parts)
+}
+
+/// Reads the host's versioned input struct: NULL → `default()` (or `REACTOR_E_INVALID` when there is
+/// none), else `check_struct_size`'s rules, then our part of it.
+///
+/// # Safety
+/// `p` is NULL or points to at least `struct_size` readable bytes.
+unsafe fn read_versioned<S: Copy>(p: *const S, default: Option<fn() -> S>) -> Result<S> {
+    if p.is_null() {
+        return default.map(|make| make()).ok_or(Error::Invalid);
+    }
+    // SAFETY: non-NULL and readable for its struct_size (the caller's contract).
+    unsafe { check_struct_size(p) }?;
+    // SAFETY: at least size_of::<S>() readable bytes (checked above).
+    Ok(unsafe { p.read_unaligned() })
+}
+
 /// Writes an output struct of ours (whose first field is `struct_size`) into the caller's, after
 /// `check_struct_size`; the caller's `struct_size` is kept, the tail it has beyond ours stays zero.
 ///

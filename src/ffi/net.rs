@@ -94,7 +94,7 @@ pub(super) unsafe fn c_text<'a>(text: *const c_char) -> Result<&'a str> {
 
 // ----- stream protocols, ports and transports (API.md §6.3, §6.4) ----------------------------------
 
-use super::{check_struct_size, owner_result};
+use super::{owner_result, read_versioned};
 use crate::net::listen::{self, Port, PortSpec};
 use crate::net::stream::{TcpOption, Transport};
 use crate::reactor::Reactor;
@@ -139,13 +139,8 @@ pub unsafe extern "C" fn reactor_listen_options_init(o: *mut reactor_listen_opti
 /// # Safety
 /// `p` is NULL or points to `struct_size` readable bytes.
 unsafe fn read_protocol(p: *const reactor_protocol_t) -> Result<reactor_protocol_t> {
-    if p.is_null() {
-        return Err(Error::Invalid);
-    }
-    // SAFETY: non-NULL and readable for its struct_size (the caller's contract).
-    unsafe { check_struct_size(p) }?;
-    // SAFETY: at least size_of::<reactor_protocol_t>() readable bytes (checked above).
-    Ok(unsafe { p.read_unaligned() })
+    // SAFETY: the caller's contract.
+    unsafe { read_versioned(p, None) }
 }
 
 /// The listen options (NULL = defaults; versioned struct rules).
@@ -155,13 +150,8 @@ unsafe fn read_protocol(p: *const reactor_protocol_t) -> Result<reactor_protocol
 unsafe fn read_listen_options(
     o: *const reactor_listen_options_t,
 ) -> Result<reactor_listen_options_t> {
-    if o.is_null() {
-        return Ok(listen::default_options());
-    }
-    // SAFETY: readable for its struct_size (the caller's contract).
-    unsafe { check_struct_size(o) }?;
-    // SAFETY: checked above.
-    Ok(unsafe { o.read_unaligned() })
+    // SAFETY: the caller's contract.
+    unsafe { read_versioned(o, Some(listen::default_options)) }
 }
 
 /// Listens on TCP `port` (0 = a free one) of `interface`: NULL or "" = all IPv4 addresses, an IP
@@ -403,28 +393,8 @@ pub unsafe extern "C" fn reactor_transport_writev(
     iovcnt: c_int,
 ) -> c_int {
     to_status(on_transport(t, |reactor, transport| {
-        let count = usize::try_from(iovcnt).map_err(|_| Error::Invalid)?;
-        if count == 0 {
-            return transport.write(reactor, &[]);
-        }
-        if iov.is_null() {
-            return Err(Error::Invalid);
-        }
-        // SAFETY: `iov` has `count` readable entries (the caller's contract).
-        let entries = unsafe { std::slice::from_raw_parts(iov, count) };
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(count);
-        for entry in entries {
-            if entry.iov_len == 0 {
-                continue;
-            }
-            if entry.iov_base.is_null() {
-                return Err(Error::Invalid);
-            }
-            // SAFETY: each buffer is readable for its length (the caller's contract).
-            parts.push(unsafe {
-                std::slice::from_raw_parts(entry.iov_base.cast::<u8>(), entry.iov_len)
-            });
-        }
+        // SAFETY: the caller's contract.
+        let parts = unsafe { super::iovec_slices(iov, iovcnt) }?;
         transport.write(reactor, &parts)
     }))
 }
@@ -698,14 +668,8 @@ pub unsafe extern "C" fn reactor_connect_options_init(o: *mut reactor_connect_op
 unsafe fn read_connect_options(
     o: *const reactor_connect_options_t,
 ) -> Result<(f64, Option<std::net::SocketAddr>)> {
-    let options = if o.is_null() {
-        default_connect_options()
-    } else {
-        // SAFETY: readable for its struct_size (the caller's contract).
-        unsafe { check_struct_size(o) }?;
-        // SAFETY: checked above.
-        unsafe { o.read_unaligned() }
-    };
+    // SAFETY: the caller's contract.
+    let options = unsafe { read_versioned(o, Some(default_connect_options)) }?;
     if !options.timeout_s.is_finite() || options.timeout_s < 0.0 {
         return Err(Error::Invalid);
     }
@@ -997,13 +961,8 @@ pub unsafe extern "C" fn reactor_transport_register_producer(
     release: reactor_release_fn,
 ) -> c_int {
     to_status(on_transport(t, |reactor, transport| {
-        if p.is_null() {
-            return Err(Error::Invalid);
-        }
-        // SAFETY: readable for its struct_size (the caller's contract).
-        unsafe { check_struct_size(p) }?;
-        // SAFETY: checked above.
-        let callbacks = unsafe { p.read_unaligned() };
+        // SAFETY: the caller's contract.
+        let callbacks = unsafe { read_versioned(p, None) }?;
         transport.register_producer(reactor, callbacks, streaming != 0, || {
             UserData::new(ud, release)
         })

@@ -1,7 +1,7 @@
 //! Datagram ports at the C boundary (API.md §6.6): UDP, multicast, UNIX datagram sockets.
 
 use super::net::c_text;
-use super::{check_struct_size, guarded_value, on_owner, owner_result};
+use super::{guarded_value, on_owner, owner_result, read_versioned};
 use crate::callback::UserData;
 use crate::net::datagram::{self, DatagramPort};
 use crate::net::sys::SockAddr;
@@ -51,13 +51,8 @@ pub unsafe extern "C" fn reactor_udp_options_init(o: *mut reactor_udp_options_t)
 unsafe fn read_protocol(
     p: *const reactor_datagram_protocol_t,
 ) -> Result<reactor_datagram_protocol_t> {
-    if p.is_null() {
-        return Err(Error::Invalid);
-    }
-    // SAFETY: non-NULL and readable for its struct_size (the caller's contract).
-    unsafe { check_struct_size(p) }?;
-    // SAFETY: at least size_of::<reactor_datagram_protocol_t>() readable bytes (checked above).
-    Ok(unsafe { p.read_unaligned() })
+    // SAFETY: the caller's contract.
+    unsafe { read_versioned(p, None) }
 }
 
 /// The options (NULL = defaults; versioned struct rules; values checked).
@@ -65,13 +60,8 @@ unsafe fn read_protocol(
 /// # Safety
 /// `o` is NULL or points to `struct_size` readable bytes.
 unsafe fn read_options(o: *const reactor_udp_options_t) -> Result<reactor_udp_options_t> {
-    if o.is_null() {
-        return Ok(datagram::default_options());
-    }
-    // SAFETY: readable for its struct_size (the caller's contract).
-    unsafe { check_struct_size(o) }?;
-    // SAFETY: checked above.
-    let options = unsafe { o.read_unaligned() };
+    // SAFETY: the caller's contract.
+    let options = unsafe { read_versioned(o, Some(datagram::default_options)) }?;
     datagram::check_options(&options)?;
     Ok(options)
 }
@@ -345,29 +335,8 @@ pub unsafe extern "C" fn reactor_udp_writev(
     port: u16,
 ) -> c_int {
     to_status(on_port(u, |reactor, udp| {
-        let count = usize::try_from(iovcnt).map_err(|_| Error::Invalid)?;
-        if iov.is_null() && count > 0 {
-            return Err(Error::Invalid);
-        }
-        let entries: &[libc::iovec] = if count == 0 {
-            &[]
-        } else {
-            // SAFETY: `iov` has `count` readable entries (the caller's contract).
-            unsafe { std::slice::from_raw_parts(iov, count) }
-        };
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(count);
-        for entry in entries {
-            if entry.iov_len == 0 {
-                continue;
-            }
-            if entry.iov_base.is_null() {
-                return Err(Error::Invalid);
-            }
-            // SAFETY: a readable buffer of `iov_len` bytes (the caller's contract).
-            parts.push(unsafe {
-                std::slice::from_raw_parts(entry.iov_base.cast::<u8>(), entry.iov_len)
-            });
-        }
+        // SAFETY: the caller's contract.
+        let mut parts = unsafe { super::iovec_slices(iov, iovcnt) }?;
         if parts.is_empty() {
             parts.push(&[]);
         }

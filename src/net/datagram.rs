@@ -9,6 +9,7 @@
 //! queue of sends would hide.
 
 use super::address;
+use super::bind;
 use super::handles;
 use super::later::{self, Later};
 use super::sys::{self, SockAddr};
@@ -64,37 +65,17 @@ enum Family {
     Unix,
 }
 
-fn bind_error(errno: i32) -> Error {
-    match errno {
-        libc::EADDRINUSE => Error::AddressInUse,
-        libc::EADDRNOTAVAIL => Error::InvalidAddress,
-        e => Error::Os(e),
-    }
-}
-
 /// The socket for `reactor_listen_udp`: `interface` "" = all IPv4 addresses, else an IP literal.
 pub fn udp_socket(port: u16, interface: &str, options: &reactor_udp_options_t) -> Result<OwnedFd> {
-    let (ip, scope) = if interface.is_empty() {
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-    } else {
-        address::parse_ip_literal(interface).ok_or(Error::InvalidAddress)?
-    };
-    let addr = match ip {
-        IpAddr::V4(v4) => SockAddr::Ip(SocketAddr::from((v4, port))),
-        IpAddr::V6(v6) => SockAddr::Ip(SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))),
-    };
+    let addr = bind::interface_address(port, interface)?;
     let fd = dgram::datagram_socket(addr.domain()).map_err(Error::Os)?;
     let raw = sys::raw(&fd);
     if options.flags & REACTOR_UDP_LISTEN_MULTIPLE != 0 {
         sys::set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(Error::Os)?;
         sys::set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).map_err(Error::Os)?;
     }
-    if ip.is_ipv6() {
-        let v6only = c_int::from(options.flags & REACTOR_LISTEN_IPV6_ONLY != 0);
-        sys::set_int_option(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only)
-            .map_err(Error::Os)?;
-    }
-    sys::bind(raw, &addr).map_err(bind_error)?;
+    bind::set_ipv6_only(&fd, &addr, options.flags & REACTOR_LISTEN_IPV6_ONLY != 0)?;
+    bind::bind(&fd, &addr)?;
     Ok(fd)
 }
 
@@ -102,18 +83,8 @@ pub fn udp_socket(port: u16, interface: &str, options: &reactor_udp_options_t) -
 /// unlinked), with `mode` for a file; the file to unlink when the port ends (none for "@name").
 fn bind_unix(fd: &OwnedFd, path: &str, mode: u32) -> Result<Option<Vec<u8>>> {
     let addr = address::unix_sock_addr(path)?;
-    sys::bind(sys::raw(fd), &addr).map_err(bind_error)?;
-    let file = match &addr {
-        SockAddr::Unix(raw) if raw.first() != Some(&0) => Some(raw.clone()),
-        _ => None,
-    };
-    if let Some(file) = &file
-        && let Err(e) = sys::chmod(file, mode)
-    {
-        sys::unlink(file);
-        return Err(Error::Os(e));
-    }
-    Ok(file)
+    bind::bind(fd, &addr)?;
+    bind::claim_socket_file(&addr, mode)
 }
 
 /// The socket for `reactor_listen_unix_datagram`, and its file to unlink at the end.
@@ -144,9 +115,7 @@ pub fn connected_unix_socket(
         None => None,
     };
     if let Err(e) = sys::connect(sys::raw(&fd), &peer) {
-        if let Some(file) = &file {
-            sys::unlink(file);
-        }
+        bind::remove_socket_file(&file);
         return Err(match e {
             libc::ECONNREFUSED => Error::ConnectionRefused,
             e => Error::Os(e),
@@ -216,15 +185,10 @@ impl DatagramPort {
             Ok(libc::AF_UNIX) => Family::Unix,
             _ => return Err(Error::Unsupported),
         };
-        let unlink = |path: &Option<Vec<u8>>| {
-            if let Some(path) = path {
-                sys::unlink(path);
-            }
-        };
         let handle = match handles::new_datagram(reactor.handle() as usize) {
             Ok(handle) => handle,
             Err(e) => {
-                unlink(&unlink_path);
+                bind::remove_socket_file(&unlink_path);
                 return Err(e);
             }
         };
@@ -263,7 +227,7 @@ impl DatagramPort {
             Err(e) => {
                 port.ended.set(true);
                 handles::end_datagram(handle);
-                unlink(&port.unlink_path);
+                bind::remove_socket_file(&port.unlink_path);
                 return Err(e);
             }
         }
@@ -278,17 +242,11 @@ impl DatagramPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        let fd = self.fd.take();
-        let raw = fd.as_ref().map(sys::raw);
-        self.fd.set(fd);
-        raw
+        sys::raw_in(&self.fd)
     }
 
     fn ud(&self) -> *mut c_void {
-        let data = self.data.take();
-        let ptr = data.ptr();
-        self.data.set(data);
-        ptr
+        UserData::ptr_in(&self.data)
     }
 
     /// The open socket (`Error::Closed` once stopping).
@@ -350,9 +308,7 @@ impl DatagramPort {
             let _ = reactor.deregister_source(token);
         }
         drop(self.fd.take());
-        if let Some(path) = &self.unlink_path {
-            sys::unlink(path);
-        }
+        bind::remove_socket_file(&self.unlink_path);
         self.stopping.set(true);
     }
 

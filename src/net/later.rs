@@ -109,6 +109,9 @@ impl LaterQueue {
     /// producer that asks again and again cannot hold the loop). A crash stops it: the rest stays
     /// queued, in order.
     pub fn run_queued(&self, reactor: &Reactor) {
+        if self.is_empty() {
+            return;
+        }
         let mut batch = std::mem::replace(
             &mut *self.queued.borrow_mut(),
             std::mem::take(&mut *self.spare.borrow_mut()),

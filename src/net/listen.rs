@@ -2,6 +2,7 @@
 //! host's `build_protocol` about each one and makes a transport of it.
 
 use super::address;
+use super::bind;
 use super::handles;
 use super::later::{self, Later};
 use super::stream::{Socket, Transport};
@@ -16,7 +17,6 @@ use crate::types::{
     reactor_protocol_t,
 };
 use std::cell::{Cell, RefCell};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::os::raw::c_int;
 use std::rc::Rc;
@@ -60,28 +60,14 @@ pub fn tcp_socket(
     interface: &str,
     options: &reactor_listen_options_t,
 ) -> Result<OwnedFd> {
-    let (ip, scope) = if interface.is_empty() {
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-    } else {
-        address::parse_ip_literal(interface).ok_or(Error::InvalidAddress)?
-    };
-    let addr = match ip {
-        IpAddr::V4(v4) => SockAddr::Ip(SocketAddr::from((v4, port))),
-        IpAddr::V6(v6) => SockAddr::Ip(SocketAddr::V6(std::net::SocketAddrV6::new(
-            v6, port, 0, scope,
-        ))),
-    };
+    let addr = bind::interface_address(port, interface)?;
     let fd = sys::stream_socket(addr.domain()).map_err(Error::Os)?;
     let raw = sys::raw(&fd);
     sys::set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(Error::Os)?;
     if options.flags & REACTOR_LISTEN_REUSE_PORT != 0 {
         sys::set_int_option(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).map_err(Error::Os)?;
     }
-    if ip.is_ipv6() {
-        let v6only = c_int::from(options.flags & REACTOR_LISTEN_IPV6_ONLY != 0);
-        sys::set_int_option(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only)
-            .map_err(Error::Os)?;
-    }
+    bind::set_ipv6_only(&fd, &addr, options.flags & REACTOR_LISTEN_IPV6_ONLY != 0)?;
     bind_and_listen(&fd, &addr, options)?;
     Ok(fd)
 }
@@ -95,16 +81,7 @@ pub fn unix_socket(
     let addr = address::unix_sock_addr(path)?;
     let fd = sys::stream_socket(libc::AF_UNIX).map_err(Error::Os)?;
     bind_and_listen(&fd, &addr, options)?;
-    let file = match &addr {
-        SockAddr::Unix(raw) if raw.first() != Some(&0) => Some(raw.clone()),
-        _ => None,
-    };
-    if let Some(file) = &file
-        && let Err(e) = sys::chmod(file, options.mode)
-    {
-        sys::unlink(file);
-        return Err(Error::Os(e));
-    }
+    let file = bind::claim_socket_file(&addr, options.mode)?;
     Ok((fd, file))
 }
 
@@ -113,12 +90,8 @@ fn bind_and_listen(
     addr: &SockAddr,
     options: &reactor_listen_options_t,
 ) -> Result<()> {
+    bind::bind(fd, addr)?;
     let raw = sys::raw(fd);
-    sys::bind(raw, addr).map_err(|e| match e {
-        libc::EADDRINUSE => Error::AddressInUse,
-        libc::EADDRNOTAVAIL => Error::InvalidAddress,
-        e => Error::Os(e),
-    })?;
     let backlog = if options.backlog > 0 {
         options.backlog
     } else {
@@ -137,15 +110,10 @@ impl Port {
         unlink_path: Option<Vec<u8>>,
         make_data: impl FnOnce() -> UserData,
     ) -> Result<*mut reactor_port_t> {
-        let cleanup = |path: &Option<Vec<u8>>| {
-            if let Some(path) = path {
-                sys::unlink(path);
-            }
-        };
         let handle = match handles::new_port(reactor.handle() as usize) {
             Ok(handle) => handle,
             Err(e) => {
-                cleanup(&unlink_path);
+                bind::remove_socket_file(&unlink_path);
                 return Err(e);
             }
         };
@@ -163,7 +131,7 @@ impl Port {
             Ok(token) => port.token.set(Some(token)),
             Err(e) => {
                 handles::end_port(handle);
-                cleanup(&port.unlink_path);
+                bind::remove_socket_file(&port.unlink_path);
                 return Err(e);
             }
         }
@@ -190,9 +158,7 @@ impl Port {
             let _ = reactor.deregister_source(token);
         }
         drop(self.fd.borrow_mut().take());
-        if let Some(path) = &self.unlink_path {
-            sys::unlink(path);
-        }
+        bind::remove_socket_file(&self.unlink_path);
         handles::end_port(self.handle);
         let removed = reactor.net.borrow_mut().ports.remove(&self.handle);
         drop(removed);
@@ -327,9 +293,7 @@ impl Drop for Port {
     /// `reactor_free`: close, unlink, kill the handle, release only.
     fn drop(&mut self) {
         if self.fd.get_mut().take().is_some() {
-            if let Some(path) = &self.unlink_path {
-                sys::unlink(path);
-            }
+            bind::remove_socket_file(&self.unlink_path);
             handles::end_port(self.handle);
         }
         drop(self.data.get_mut().take());

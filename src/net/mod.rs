@@ -8,6 +8,7 @@
 //! call finds the reactor, claims it (reactor thread only), then looks the object up by its handle.
 
 pub mod address;
+mod bind;
 pub mod connect;
 pub mod datagram;
 mod handles;

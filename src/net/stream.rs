@@ -316,17 +316,11 @@ impl Transport {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        let fd = self.fd.take();
-        let raw = fd.as_ref().map(sys::raw);
-        self.fd.set(fd);
-        raw
+        sys::raw_in(&self.fd)
     }
 
     fn ud(&self) -> *mut c_void {
-        let data = self.data.take();
-        let ptr = data.ptr();
-        self.data.set(data);
-        ptr
+        UserData::ptr_in(&self.data)
     }
 
     pub fn fileno(&self) -> c_int {

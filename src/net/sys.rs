@@ -509,6 +509,14 @@ pub fn interface_index(name: &std::ffi::CStr) -> u32 {
     unsafe { libc::if_nametoindex(name.as_ptr()) }
 }
 
+/// The number of the fd kept in `cell` (a network object's socket; `None` once closed).
+pub fn raw_in(cell: &std::cell::Cell<Option<OwnedFd>>) -> Option<RawFd> {
+    let fd = cell.take();
+    let raw = fd.as_ref().map(raw);
+    cell.set(fd);
+    raw
+}
+
 pub fn raw(fd: &OwnedFd) -> RawFd {
     fd.as_raw_fd()
 }

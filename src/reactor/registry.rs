@@ -216,7 +216,7 @@ impl Reactor {
             .insert(fd, interest, Handler::Internal(source))
             .map_err(|(e, _)| e)?;
         super::stats::bump(&self.stats.backend_ctl_calls);
-        let added = self.backend.borrow_mut().add(fd, token, interest);
+        let added = self.backend.borrow_mut().add_owned(fd, token, interest);
         if let Err(e) = added {
             self.sources.borrow_mut().remove(token);
             return Err(e);
