@@ -787,6 +787,17 @@ int reactor_fire_system_event(struct reactor *r, const char *event);
 int reactor_trigger_complete(struct reactor *r, uint64_t trigger_id);
 
 /*
+ Like `reactor_trigger_complete`, but when `trigger_id` was the last BEFORE trigger holding its
+ event, the event's DURING and AFTER triggers run before this returns, as Twisted continues an event
+ inside the callback of the Deferred that held it. For "startup" and "shutdown" inside `run` the
+ rest still runs on the loop's next pass (the loop's own state changes with them). Not pending:
+ `REACTOR_E_NOT_FOUND`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_trigger_complete_now(struct reactor *r, uint64_t trigger_id);
+
+/*
  Calls `fn(r, fd, events, ud)` whenever `fd` is readable (events: `REACTOR_READABLE`, plus
  `REACTOR_HANGUP`/`REACTOR_ERROR`). Replaces (and releases) an existing reader of `fd`. A negative or
  internal fd gives `REACTOR_E_INVALID`; an fd that is not open, an OS status.

@@ -4,7 +4,8 @@
 # Fast and silent when everything is present: apt-get runs only if a package is missing.
 set -eu
 
-PACKAGES="pkg-config valgrind gcc make cmake libuv1-dev libevent-dev libev-dev abigail-tools"
+# python3-venv and python3-dev: the Python binding (scripts/python.sh builds its cffi extension).
+PACKAGES="pkg-config valgrind gcc make cmake libuv1-dev libevent-dev libev-dev abigail-tools python3 python3-venv python3-dev"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then

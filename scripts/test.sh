@@ -17,8 +17,13 @@
 #                                 plain and under valgrind memcheck; each must exit 0
 #   7. bindings/go                go vet and go test -race (cgo against the same temporary install, a
 #                                 fresh GOCACHE) once per backend, then the example command
+#   8. bindings/python            scripts/python.sh test against the same install: pytest on every
+#                                 backend, Twisted's own reactor tests on our Twisted reactor next to
+#                                 EPollReactor (per backend; any test passing there and not here fails
+#                                 the run), and pip/wheel installs into fresh virtual environments
 # Ends with "N passed, 0 failed" (Rust tests counted from cargo's "test result:" lines, plus one per
-# example run, plus Go tests counted from `go test -v`'s "--- PASS" lines and one per Go example run).
+# example run, plus Go tests counted from `go test -v`'s "--- PASS" lines and one per Go example run,
+# plus the Python count that scripts/python.sh prints).
 # Any failure stops the script with a non-zero exit status before that line.
 set -euo pipefail
 
@@ -197,10 +202,18 @@ for backend in "${backends[@]}"; do
     go_passed=$((go_passed + 1))
 done
 
+step "Python binding (bindings/python) against the installed prefix"
+scripts/python.sh test "$WORK/prefix" 2>&1 | tee "$WORK/python.log"
+python_passed=$(awk '/^python: [0-9]+ passed$/ { print $2 }' "$WORK/python.log")
+if [ -z "$python_passed" ]; then
+    echo "test.sh: the Python binding's tests failed" >&2
+    exit 1
+fi
+
 echo
 for target in ${cross_skipped[@]+"${cross_skipped[@]}"}; do
     loud_skip "could not install target $target; cross-target clippy not run for it"
 done
 if [ -n "$kqueue_skipped" ]; then loud_skip "$kqueue_skipped"; fi
-echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed"
-echo "$((rust_passed + examples_passed + go_passed)) passed, 0 failed"
+echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed; python: $python_passed passed"
+echo "$((rust_passed + examples_passed + go_passed + python_passed)) passed, 0 failed"

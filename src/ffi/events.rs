@@ -79,3 +79,15 @@ pub unsafe extern "C" fn reactor_fire_system_event(
 pub extern "C" fn reactor_trigger_complete(r: *mut reactor_t, trigger_id: u64) -> c_int {
     on_owner(r, |reactor| reactor.trigger_complete(trigger_id))
 }
+
+/// Like `reactor_trigger_complete`, but when `trigger_id` was the last BEFORE trigger holding its
+/// event, the event's DURING and AFTER triggers run before this returns, as Twisted continues an event
+/// inside the callback of the Deferred that held it. For "startup" and "shutdown" inside `run` the
+/// rest still runs on the loop's next pass (the loop's own state changes with them). Not pending:
+/// `REACTOR_E_NOT_FOUND`.
+///
+/// Thread-safety: reactor thread only.
+#[unsafe(no_mangle)]
+pub extern "C" fn reactor_trigger_complete_now(r: *mut reactor_t, trigger_id: u64) -> c_int {
+    on_owner(r, |reactor| reactor.trigger_complete_now(trigger_id))
+}

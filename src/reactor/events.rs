@@ -187,9 +187,32 @@ impl Reactor {
         Ok(())
     }
 
-    /// `reactor_trigger_complete`.
+    /// `reactor_trigger_complete`: DURING/AFTER run on the next pass once nothing is held.
     pub fn trigger_complete(&self, id: u64) -> Result<()> {
-        let completed = {
+        self.complete_held(id).map(drop)
+    }
+
+    /// `reactor_trigger_complete_now`: as `trigger_complete`, but when this was the event's last
+    /// held BEFORE trigger, its DURING and AFTER triggers run before this returns (Twisted continues
+    /// the event inside the callback of the DeferredList that held it). "startup" and "shutdown"
+    /// inside `run` keep the next-pass rule: the loop's own state moves with them.
+    pub fn trigger_complete_now(&self, id: u64) -> Result<()> {
+        let Some(index) = self.complete_held(id)? else {
+            return Ok(());
+        };
+        let name = self.events.borrow().events[index].name.clone();
+        if self.state.get().is_run() && (&*name == b"startup" || &*name == b"shutdown") {
+            return Ok(());
+        }
+        self.finish_event(index);
+        let mut events = self.events.borrow_mut();
+        events.any_ready = events.events.iter().any(|e| e.firing == Firing::Ready);
+        Ok(())
+    }
+
+    /// Completes a held (or running) BEFORE trigger; `Some(index)` when its event became ready.
+    fn complete_held(&self, id: u64) -> Result<Option<usize>> {
+        let (completed, ready) = {
             let mut guard = self.events.borrow_mut();
             let events = &mut *guard;
             if let Some(running) = events
@@ -198,25 +221,27 @@ impl Reactor {
                 .find(|(running, _)| *running == id)
             {
                 running.1 = true;
-                return Ok(());
+                return Ok(None);
             }
             let mut found = None;
-            for event in &mut events.events {
+            let mut ready = None;
+            for (index, event) in events.events.iter_mut().enumerate() {
                 if let Some(position) = event.held.iter().position(|t| t.id == id) {
                     found = Some(event.held.remove(position));
                     if event.held.is_empty() && event.firing == Firing::Held {
                         event.firing = Firing::Ready;
                         events.any_ready = true;
+                        ready = Some(index);
                     }
                     break;
                 }
             }
-            found
+            (found, ready)
         };
         // Its BEFORE phase is over for this trigger: released now (not inside its own callback: a
         // trigger completing itself while it runs is handled above).
         drop(completed.ok_or(Error::NotFound)?);
-        Ok(())
+        Ok(ready)
     }
 
     /// Runs DURING/AFTER of events whose held BEFORE phase completed.

@@ -3,7 +3,9 @@
 //! A *pass* (one `iterate`, or one turn of `run`) does, in this order:
 //! 1. ready work: continue system events whose held BEFORE phase completed, start "shutdown" after
 //!    `stop`, the thread calls queued when the pass began, async callbacks, timers due (scheduled
-//!    before the pass);
+//!    before this step reached the timers: a call scheduled by a thread call or an async callback
+//!    just now runs in this pass, as in Twisted's runUntilCurrent; one scheduled by a timer
+//!    callback waits for the next pass);
 //! 2. one poll, for as long as nothing is ready (bounded by the earliest timer and the caller's wait);
 //! 3. dispatch the collected events to their sources (host fd callbacks, internal sources);
 //! 4. look at delivered signals;
@@ -385,8 +387,7 @@ impl Reactor {
         self.pool.start();
         bump(&self.stats.iterations);
         let callbacks_at_start = self.stats.callbacks.get();
-        let cutoff = self.timers.borrow().next_seq();
-        self.run_ready_work(cutoff);
+        self.run_ready_work();
         if self.should_leave_loop() {
             return Ok(());
         }
@@ -404,12 +405,12 @@ impl Reactor {
         }
         self.check_signals();
         if self.stats.callbacks.get() == callbacks_at_start {
-            self.run_ready_work(cutoff);
+            self.run_ready_work();
         }
         Ok(())
     }
 
-    fn run_ready_work(&self, cutoff: u64) {
+    fn run_ready_work(&self) {
         self.continue_ready_events();
         if self
             .state
@@ -428,6 +429,7 @@ impl Reactor {
         self.later.run_queued(self);
         self.run_thread_calls();
         self.run_asyncs();
+        let cutoff = self.timers.borrow().next_seq();
         self.run_due_timers(cutoff);
     }
 

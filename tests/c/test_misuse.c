@@ -70,6 +70,7 @@ static void null_and_bad_reactor(reactor_t *r, const char *what) {
   INV(reactor_remove_system_event_trigger(r, 1));
   INV(reactor_fire_system_event(r, "x"));
   INV(reactor_trigger_complete(r, 1));
+  INV(reactor_trigger_complete_now(r, 1));
   INV(reactor_call_later(r, 1.0, tu_noop_cb, NULL, rel, &h));
   CHECK(h == NULL);
   INV(reactor_clock_advance(r, 1.0));

@@ -157,6 +157,30 @@ static void test_no_starvation(reactor_t *r) {
   tu_close_pair(p);
 }
 
+static void from_thread_timer_cb(reactor_t *r, void *ud) {
+  (void)r;
+  (void)ud;
+  log_event("T");
+}
+
+static void schedule_from_thread_call(reactor_t *r, void *ud) {
+  (void)ud;
+  log_event("C");
+  CHECK_OK(reactor_call_later(r, 0.0, from_thread_timer_cb, NULL, NULL, NULL));
+  CHECK_OK(reactor_call_from_thread(r, tu_noop_cb, NULL, NULL)); /* a thread call: next pass */
+}
+
+static void test_timer_from_thread_call(reactor_t *r) {
+  SECTION("delay-0 call scheduled by a thread call runs in the same pass");
+  order[0] = '\0';
+  CHECK_OK(reactor_call_from_thread(r, schedule_from_thread_call, NULL, NULL));
+  CHECK_OK(reactor_iterate(r, 0.0));
+  printf("   after iterate #1: %s\n", order);
+  CHECK(strcmp(order, "C T ") == 0);
+  CHECK_OK(reactor_iterate(r, 0.0));
+  CHECK_EQ(reactor_delayed_call_count(r), 0);
+}
+
 int main(void) {
   tu_watchdog(30);
   reactor_t *r = tu_new_manual_reactor();
@@ -164,6 +188,7 @@ int main(void) {
   test_fifo(r);
   test_mixed(r);
   test_next_pass(r);
+  test_timer_from_thread_call(r);
   test_no_starvation(r);
   CHECK_OK(reactor_free(r));
   return tu_finish(PROG);

@@ -17,6 +17,10 @@
  *     driven by run); timers keep firing while held (they complete it); DURING never
  *     runs inside reactor_trigger_complete; two pending triggers both must complete;
  *     firing an event that is held -> REACTOR_E_BUSY;
+ *   - reactor_trigger_complete_now: completing one of two held triggers runs nothing; completing
+ *     the last runs DURING and AFTER before it returns (Twisted's DeferredList continuation), and
+ *     their releases have run; again or unknown -> NOT_FOUND; "startup" held inside run and
+ *     completed with it still continues on the next pass (never inside the call);
  *   - a trigger that completes its own id before returning PENDING does not hold;
  *   - triggers added while the event fires join the firing if their phase has not finished,
  *     else wait for the next firing (DECISIONS);
@@ -283,6 +287,79 @@ static void test_held_custom(reactor_t *r) {
   CHECK_EQ(p1.releases + p2.releases + q.releases + d.releases + a.releases, 5);
 }
 
+static void test_complete_now(reactor_t *r) {
+  SECTION("trigger_complete_now runs DURING and AFTER before it returns once nothing holds");
+  static trig_t p1 = {"p1", REACTOR_PENDING, 0, 0, 0, 0}, p2 = {"p2", REACTOR_PENDING, 0, 0, 0, 0};
+  static trig_t d = {"d", 0, 0, 0, 0, 0}, a = {"a", 0, 0, 0, 0, 0};
+  reset_order();
+  add(r, REACTOR_PHASE_BEFORE, "now", &p1);
+  add(r, REACTOR_PHASE_BEFORE, "now", &p2);
+  add(r, REACTOR_PHASE_DURING, "now", &d);
+  add(r, REACTOR_PHASE_AFTER, "now", &a);
+  CHECK_OK(reactor_fire_system_event(r, "now"));
+  CHECK(strcmp(order, "p1 p2 ") == 0);
+  CHECK_OK(reactor_trigger_complete_now(r, p1.id));
+  CHECK_EQ(d.ran, 0); /* p2 still holds */
+  CHECK_RC(reactor_trigger_complete_now(r, p1.id), REACTOR_E_NOT_FOUND);
+  CHECK_OK(reactor_trigger_complete_now(r, p2.id));
+  printf("   order: %s\n", order);
+  CHECK(strcmp(order, "p1 p2 d a ") == 0);
+  CHECK_EQ(p1.releases + p2.releases + d.releases + a.releases, 4);
+  CHECK_RC(reactor_trigger_complete_now(r, p2.id), REACTOR_E_NOT_FOUND);
+  CHECK_RC(reactor_trigger_complete_now(r, 999999), REACTOR_E_NOT_FOUND);
+  /* the event is idle again: a new firing runs only triggers added since */
+  static trig_t d2 = {"d2", 0, 0, 0, 0, 0};
+  add(r, REACTOR_PHASE_DURING, "now", &d2);
+  CHECK_OK(reactor_fire_system_event(r, "now"));
+  CHECK_EQ(d.ran, 1);
+  CHECK_EQ(d2.ran, 1);
+  /* nothing is left for the next pass */
+  CHECK_OK(reactor_iterate(r, 0.0));
+  CHECK_EQ(a.ran, 1);
+}
+
+static void safety_cb(reactor_t *r, void *ud);
+static uint64_t now_hold_id;
+static int now_during, now_completer_ran;
+
+static int hold_startup_now(reactor_t *r, uint64_t id, void *ud) {
+  (void)r;
+  (void)ud;
+  now_hold_id = id;
+  return REACTOR_PENDING;
+}
+
+static void complete_startup_now_cb(reactor_t *r, void *ud) {
+  (void)ud;
+  now_completer_ran++;
+  CHECK_OK(reactor_trigger_complete_now(r, now_hold_id));
+  CHECK_EQ(now_during, 0); /* startup inside run: the next pass, not inside the call */
+}
+
+static int startup_now_during(reactor_t *r, uint64_t id, void *ud) {
+  (void)id;
+  (void)ud;
+  now_during++;
+  CHECK_OK(reactor_stop(r));
+  return 0;
+}
+
+static void test_complete_now_startup(void) {
+  SECTION("trigger_complete_now on a held startup inside run continues on the next pass");
+  reactor_t *r = tu_new_reactor();
+  uint64_t id;
+  CHECK_OK(reactor_add_system_event_trigger(r, REACTOR_PHASE_BEFORE, "startup", hold_startup_now,
+                                            NULL, NULL, &id));
+  CHECK_OK(reactor_add_system_event_trigger(r, REACTOR_PHASE_DURING, "startup", startup_now_during,
+                                            NULL, NULL, &id));
+  CHECK_OK(reactor_call_later(r, 0.01, complete_startup_now_cb, NULL, NULL, NULL));
+  CHECK_OK(reactor_call_later(r, 20.0, safety_cb, NULL, NULL, NULL));
+  CHECK_OK(reactor_run(r));
+  CHECK_EQ(now_completer_ran, 1);
+  CHECK_EQ(now_during, 1);
+  CHECK_OK(reactor_free(r));
+}
+
 static int self_complete_fn(reactor_t *r, uint64_t id, void *ud) {
   (void)ud;
   log_event("self");
@@ -496,11 +573,13 @@ int main(void) {
   test_failing_trigger(r);
   test_complete_unknown(r);
   test_held_custom(r);
+  test_complete_now(r);
   test_self_complete(r);
   test_join_current_firing(r);
   test_release_inside_callback(r);
   CHECK_OK(reactor_free(r));
   test_held_startup_shutdown();
+  test_complete_now_startup();
   test_fire_builtin_by_hand();
   return tu_finish(PROG);
 }

@@ -103,6 +103,7 @@ static void *foreign(void *arg) {
   WT(reactor_remove_system_event_trigger(r, s->trigger_id));
   WT(reactor_fire_system_event(r, "ev"));
   WT(reactor_trigger_complete(r, s->trigger_id));
+  WT(reactor_trigger_complete_now(r, s->trigger_id));
   WT(reactor_delayed_call_cancel(s->c));
   WT(reactor_delayed_call_reset(s->c, 1.0));
   WT(reactor_delayed_call_delay(s->c, 1.0));

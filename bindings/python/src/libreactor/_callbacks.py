@@ -1,0 +1,161 @@
+"""How the library calls back into Python.
+
+The library never holds a Python object. Each registration's ``user_data`` is a number,
+``(registry id << 40) | key``, and the Python side keeps ``key -> callable`` in a :class:`Registry`
+owned by the reactor (or thread pool) it belongs to. So:
+
+* a callable stays alive exactly until the library's release hook for it runs (``_lr_release``
+  pops it): the library's "exactly once" promise is what keeps Python's references right;
+* the library holds no reference the garbage collector cannot see, so a reactor that nobody uses
+  any more is collected even when its callbacks refer back to it (then ``reactor_free`` runs);
+* a callback for a registry that is gone (its reactor was collected) is ignored.
+
+The ``_lr_*`` functions are cffi ``extern "Python"`` callbacks: they take the GIL themselves, also
+on the library's pool threads. They never let an exception escape into the library's frames: an
+exception from host code goes to the registry's ``report`` (the reactor's error handler).
+"""
+
+import itertools
+import weakref
+
+from ._native import ffi, lib
+
+KEY_BITS = 40
+KEY_MASK = (1 << KEY_BITS) - 1
+
+_registries = weakref.WeakValueDictionary()
+_registry_ids = itertools.count(1)
+
+
+def _default_report(exc):
+    import logging
+
+    logging.getLogger("libreactor").error("unhandled error in a callback", exc_info=exc)
+
+
+class Registry:
+    """The Python objects one reactor's (or pool's) registrations stand for."""
+
+    __slots__ = ("rid", "objects", "_keys", "report", "__weakref__")
+
+    def __init__(self, report=None):
+        self.rid = next(_registry_ids)
+        self.objects = {}
+        # Key 0 is reserved (the log handler of a reactor uses it).
+        self._keys = itertools.count(1)
+        self.report = report or _default_report
+        _registries[self.rid] = self
+
+    def add(self, obj):
+        """Keeps ``obj`` until the library releases the returned ``user_data``."""
+        key = next(self._keys)
+        self.objects[key] = obj
+        return ffi.cast("void *", (self.rid << KEY_BITS) | key)
+
+    def user_data(self, key):
+        return ffi.cast("void *", (self.rid << KEY_BITS) | key)
+
+    def discard(self, user_data):
+        """Forgets an object whose registration the library refused (it kept nothing)."""
+        self.objects.pop(int(ffi.cast("uintptr_t", user_data)) & KEY_MASK, None)
+
+    def __len__(self):
+        return len(self.objects)
+
+
+def _lookup(user_data):
+    value = int(ffi.cast("uintptr_t", user_data))
+    registry = _registries.get(value >> KEY_BITS)
+    if registry is None:
+        return None, None
+    return registry, registry.objects.get(value & KEY_MASK)
+
+
+@ffi.def_extern()
+def _lr_release(user_data):
+    value = int(ffi.cast("uintptr_t", user_data))
+    registry = _registries.get(value >> KEY_BITS)
+    if registry is not None:
+        registry.objects.pop(value & KEY_MASK, None)
+
+
+@ffi.def_extern()
+def _lr_call(_reactor, user_data):
+    registry, fn = _lookup(user_data)
+    if fn is None:
+        return
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001 - reported, never unwound into the library
+        registry.report(exc)
+
+
+@ffi.def_extern()
+def _lr_trigger(_reactor, trigger_id, user_data):
+    registry, fn = _lookup(user_data)
+    if fn is None:
+        return 0
+    try:
+        return fn(trigger_id)
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+        return 0
+
+
+@ffi.def_extern()
+def _lr_fd(_reactor, fd, events, user_data):
+    registry, fn = _lookup(user_data)
+    if fn is None:
+        return
+    try:
+        fn(fd, events)
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+
+
+@ffi.def_extern()
+def _lr_job(user_data):
+    registry, fn = _lookup(user_data)
+    if fn is None:
+        return
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+
+
+@ffi.def_extern()
+def _lr_work(user_data):
+    # The result stays in Python: the job object keeps it for _lr_done.
+    registry, job = _lookup(user_data)
+    if job is not None:
+        try:
+            job.work()
+        except BaseException as exc:  # noqa: BLE001
+            registry.report(exc)
+    return ffi.NULL
+
+
+@ffi.def_extern()
+def _lr_done(_reactor, _result, user_data):
+    registry, job = _lookup(user_data)
+    if job is None:
+        return
+    try:
+        job.done()
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+
+
+@ffi.def_extern()
+def _lr_log(user_data, level, message):
+    registry, handler = _lookup(user_data)
+    if handler is None:
+        return
+    try:
+        handler(level, ffi.string(message).decode("utf-8", "replace"))
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+
+
+__all__ = ["Registry", "lib", "ffi"]

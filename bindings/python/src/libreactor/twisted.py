@@ -1,0 +1,389 @@
+"""A Twisted reactor whose loop is libreactor's.
+
+Usage, before anything imports ``twisted.internet.reactor``::
+
+    from libreactor.twisted import install
+    install()
+
+What is native and what is Twisted's Python:
+
+* native (libreactor): ``run``/``stop``/``crash``/``iterate``, system event triggers (three phases, a
+  ``"before"`` trigger's Deferred holds the event), ``callLater``/``getDelayedCalls`` and every
+  ``DelayedCall`` operation (the timer heap, O(log n) reset), ``seconds()`` (a monotonic clock),
+  ``callFromThread`` (a lock-free queue and coalesced wake-ups), the fd set (``addReader`` ...
+  ``getWriters``), waking;
+* Twisted's Python, unchanged, on top of that loop: the transports (TCP, UDP, UNIX, TLS), processes,
+  the name resolver, the thread pool (``callInThread``, ``deferToThread``) and signal handling
+  (SIGINT/SIGTERM/SIGBREAK stop the reactor, SIGCHLD reaps processes).
+"""
+
+import builtins
+
+from twisted.internet import error
+from twisted.internet.base import DelayedCall, PluggableResolverMixin
+from twisted.internet.defer import Deferred
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST, installReactor
+from twisted.internet.posixbase import _NO_FILEDESC, PosixReactorBase
+from twisted.internet.interfaces import IReactorFDSet
+from twisted.python import failure, log, threadable
+from twisted.python.runtime import platform
+from zope.interface import implementer
+
+from ._core import ERROR, HANGUP, PENDING, PHASES, READABLE, WRITABLE, Reactor
+from ._errors import (
+    AlreadyRunningError,
+    BusyError,
+    ClosedError,
+    NotFoundError,
+    NotRestartableError,
+    NotRunningError,
+)
+from ._native import lib
+
+_SHUTDOWN = lib.REACTOR_SHUTDOWN
+_DISCONNECTED = HANGUP | ERROR
+
+__all__ = ["LibreactorReactor", "install"]
+
+
+class _NativeDelayedCall(DelayedCall):
+    """Twisted's ``DelayedCall`` whose scheduling is a libreactor delayed call.
+
+    ``time`` and ``getTime()`` keep Twisted's meaning (computed with the reactor's ``seconds``, so a
+    reactor whose ``seconds`` was replaced still reports in that clock); the call itself fires from
+    the native timer heap, and ``reset``/``delay`` move it there in O(log n).
+    """
+
+    def __init__(self, reactor, delay, func, args, kw):
+        seconds = reactor.seconds
+        super().__init__(
+            seconds() + delay, func, args, kw, self._cancelNative, None, seconds=seconds
+        )
+        self._handle = reactor._native._schedule(delay, self)
+
+    def _cancelNative(self, _call):
+        lib.reactor_delayed_call_cancel(self._handle)
+
+    def __call__(self):
+        # The native timer fired: what ReactorBase.runUntilCurrent does for one call.
+        self.called = 1
+        try:
+            self.func(*self.args, **self.kw)
+        except BaseException:
+            log.deferr()
+            if hasattr(self, "creator"):
+                log.msg("DelayedCall was created at:\n" + "".join(self.creator))
+        if not self.debug:
+            del self.func, self.args, self.kw
+
+    def reset(self, secondsFromNow):
+        if self.cancelled:
+            raise error.AlreadyCancelled
+        if self.called:
+            raise error.AlreadyCalled
+        lib.reactor_delayed_call_reset(self._handle, float(secondsFromNow))
+        self.time = self.seconds() + secondsFromNow
+        self.delayed_time = 0
+
+    def delay(self, secondsLater):
+        if self.cancelled:
+            raise error.AlreadyCancelled
+        if self.called:
+            raise error.AlreadyCalled
+        lib.reactor_delayed_call_delay(self._handle, float(secondsLater))
+        self.time += secondsLater
+        self.delayed_time = 0
+
+
+@implementer(IReactorFDSet)
+class LibreactorReactor(PosixReactorBase):
+    """Twisted's ``PosixReactorBase`` with libreactor as the loop (see the module docstring)."""
+
+    def __init__(self, backend=None):
+        # The native loop first: ReactorBase.__init__'s work is redone below without its Python
+        # loop machinery (the timed-call heap, the thread-call queue, the waker).
+        self._native = Reactor(backend, install_signal_handlers=False, on_error=self._unhandled)
+        self._reads = {}
+        self._writes = {}
+        PluggableResolverMixin.__init__(self)
+        self.threadCallQueue = []
+        self.running = False
+        self._started = False
+        self._stopped = True
+        self._justStopped = False
+        self._startedBefore = False
+        self._internalReaders = set()
+        self.waker = None
+        self.addSystemEventTrigger("during", "startup", self._reallyStartRunning)
+        self.addSystemEventTrigger("during", "shutdown", self._shutdownBegins)
+        self.addSystemEventTrigger("during", "shutdown", self.disconnectAll)
+        if platform.supportsThreads():
+            self._initThreads()
+
+    @staticmethod
+    def _unhandled(exc):
+        log.err(failure.Failure(exc), "libreactor: unhandled error in a callback")
+
+    @property
+    def backend(self):
+        """The native backend: "epoll", "poll" or "kqueue"."""
+        return self._native.backend
+
+    # -- IReactorCore ----------------------------------------------------------------------------
+
+    def installWaker(self):
+        """The native loop has its own waker (eventfd, EVFILT_USER or a pipe)."""
+
+    def wakeUp(self):
+        self._native.wake_up()
+
+    def startRunning(self, installSignalHandlers=True):
+        """Twisted's checks and signal set-up; the native ``run`` (``mainLoop``) fires startup."""
+        if self._started:
+            raise error.ReactorAlreadyRunning()
+        if self._startedBefore:
+            raise error.ReactorNotRestartable()
+        self._signals.uninstall()
+        self._installSignalHandlers = installSignalHandlers
+        self._signals = self._makeSignalHandling(installSignalHandlers)
+        self._started = True
+        self._stopped = False
+        if self._registerAsIOThread:
+            threadable.registerAsIOThread()
+
+    def mainLoop(self):
+        try:
+            self._native.run()
+        except AlreadyRunningError:
+            raise error.ReactorAlreadyRunning()
+        except NotRestartableError:
+            raise error.ReactorNotRestartable()
+        finally:
+            self._started = False
+
+    def run(self, installSignalHandlers=True):
+        self.startRunning(installSignalHandlers=installSignalHandlers)
+        try:
+            self.mainLoop()
+        finally:
+            self._signals.uninstall()
+
+    def stop(self):
+        if self._stopped:
+            raise error.ReactorNotRunning("Can't stop reactor that isn't running.")
+        try:
+            self._native.stop()
+        except NotRunningError:
+            raise error.ReactorNotRunning("Can't stop reactor that isn't running.")
+        self._stopped = True
+        self._justStopped = True
+        self._startedBefore = True
+
+    def _shutdownBegins(self):
+        # What Twisted's DURING-shutdown crash() does to the flags (the native run then ends by
+        # itself once shutdown has finished).
+        self._started = False
+        self.running = False
+        self._justStopped = False
+
+    def crash(self):
+        try:
+            self._native.crash()
+        except NotRunningError:
+            pass
+        self._started = False
+        self.running = False
+        self.addSystemEventTrigger("during", "startup", self._reallyStartRunning)
+
+    def iterate(self, delay=0.0):
+        self._native.iterate(delay)
+
+    def doIteration(self, delay):
+        self._native.iterate(-1.0 if delay is None else delay)
+
+    def runUntilCurrent(self):
+        """Runs what is due now (one native pass that does not wait)."""
+        self._native.iterate(0.0)
+
+    def timeout(self):
+        ms = self._native.timeout_ms()
+        return None if ms < 0 else ms / 1000.0
+
+    # -- system events ---------------------------------------------------------------------------
+
+    def addSystemEventTrigger(self, phase, eventType, callable, *args, **kwargs):
+        assert builtins.callable(callable), f"{callable} is not callable"
+        if phase not in PHASES:
+            raise KeyError(phase)
+
+        def trigger():
+            try:
+                result = callable(*args, **kwargs)
+            except BaseException:
+                log.err()
+                return None
+            if phase == "before" and isinstance(result, Deferred):
+                return self._holdFor(result, lambda: triggerID[1][1])
+            return None
+
+        triggerID = (eventType, (phase, self._native.add_system_event_trigger(phase, eventType, trigger)))
+        return triggerID
+
+    def _holdFor(self, deferred, triggerId):
+        """A "before" trigger returned ``deferred``: hold the event until it fires."""
+        state = {"returned": False, "fired": False}
+
+        def fired(result):
+            if state["returned"]:
+                self._native.complete_trigger(triggerId(), now=True)
+            else:
+                state["fired"] = True
+            return result
+
+        deferred.addBoth(fired)
+        state["returned"] = True
+        return None if state["fired"] else PENDING
+
+    def removeSystemEventTrigger(self, triggerID):
+        eventType, (phase, native_id) = triggerID
+        if phase not in PHASES:
+            raise KeyError(phase)
+        try:
+            self._native.remove_system_event_trigger(native_id)
+        except NotFoundError:
+            raise ValueError(f"no trigger {triggerID!r} to remove")
+
+    def fireSystemEvent(self, eventType):
+        try:
+            self._native.fire_system_event(eventType)
+        except BusyError:
+            log.msg(f"libreactor: system event {eventType!r} is already firing")
+
+    # -- IReactorTime ----------------------------------------------------------------------------
+
+    def seconds(self):
+        return self._native.seconds()
+
+    def callLater(self, delay, callable, *args, **kw):
+        assert builtins.callable(callable), f"{callable} is not callable"
+        assert delay >= 0, f"{delay} is not greater than or equal to 0 seconds"
+        return _NativeDelayedCall(self, delay, callable, args, kw)
+
+    def getDelayedCalls(self):
+        return [
+            call
+            for call in self._native._registry.objects.values()
+            if isinstance(call, _NativeDelayedCall) and not (call.called or call.cancelled)
+        ]
+
+    # -- IReactorThreads -------------------------------------------------------------------------
+
+    def callFromThread(self, f, *args, **kwargs):
+        assert builtins.callable(f), f"{f} is not callable"
+        try:
+            self._native.call_from_thread(self._runThreadCall, f, args, kwargs)
+        except ClosedError:
+            # The run ended with stop: like Twisted's queue after stop, the call never runs.
+            pass
+
+    @staticmethod
+    def _runThreadCall(f, args, kwargs):
+        try:
+            f(*args, **kwargs)
+        except BaseException:
+            log.err()
+
+    # -- IReactorFDSet ---------------------------------------------------------------------------
+
+    def addReader(self, reader):
+        fd = reader.fileno()
+        if fd in self._reads:
+            return
+        self._native.add_reader(fd, self._readable)
+        self._reads[fd] = reader
+
+    def addWriter(self, writer):
+        fd = writer.fileno()
+        if fd in self._writes:
+            return
+        self._native.add_writer(fd, self._writable)
+        self._writes[fd] = writer
+
+    def _fdOf(self, selectable, table):
+        fd = selectable.fileno()
+        if fd == -1:
+            # The selectable has closed its fd: find it by identity, as Twisted's pollers do.
+            for fd, registered in table.items():
+                if registered is selectable:
+                    return fd
+            return None
+        return fd
+
+    def removeReader(self, reader):
+        fd = self._fdOf(reader, self._reads)
+        if fd is not None and self._reads.pop(fd, None) is not None:
+            try:
+                self._native.remove_reader(fd)
+            except NotFoundError:
+                pass
+
+    def removeWriter(self, writer):
+        fd = self._fdOf(writer, self._writes)
+        if fd is not None and self._writes.pop(fd, None) is not None:
+            try:
+                self._native.remove_writer(fd)
+            except NotFoundError:
+                pass
+
+    def removeAll(self):
+        return self._removeAll(list(self._reads.values()), list(self._writes.values()))
+
+    def getReaders(self):
+        return [self._reads[fd] for fd in self._native.get_readers() if fd in self._reads]
+
+    def getWriters(self):
+        return [self._writes[fd] for fd in self._native.get_writers() if fd in self._writes]
+
+    def _readable(self, fd, events):
+        selectable = self._reads.get(fd)
+        if selectable is None or events & _SHUTDOWN:
+            return
+        if events & _DISCONNECTED and not events & READABLE:
+            # Hung up with nothing left to read: a clean close (maybe a half-close).
+            log.callWithLogger(
+                selectable, self._disconnectSelectable, selectable, CONNECTION_DONE, True
+            )
+            return
+        log.callWithLogger(selectable, self._dispatch, selectable, True)
+
+    def _writable(self, fd, events):
+        selectable = self._writes.get(fd)
+        if selectable is None or events & _SHUTDOWN:
+            return
+        if events & _DISCONNECTED and not events & WRITABLE:
+            if fd not in self._reads:
+                log.callWithLogger(
+                    selectable, self._disconnectSelectable, selectable, CONNECTION_LOST, False
+                )
+            return
+        log.callWithLogger(selectable, self._dispatch, selectable, False)
+
+    def _dispatch(self, selectable, isRead):
+        # Twisted's _PollLikeMixin._doReadOrWrite for one direction.
+        try:
+            if selectable.fileno() == -1:
+                why = _NO_FILEDESC
+            else:
+                why = selectable.doRead() if isRead else selectable.doWrite()
+        except BaseException:
+            why = failure.Failure().value
+            log.err()
+        if why:
+            self._disconnectSelectable(selectable, why, isRead)
+
+
+def install(backend=None):
+    """Installs a :class:`LibreactorReactor` as Twisted's global reactor and returns it."""
+    reactor = LibreactorReactor(backend)
+    installReactor(reactor)
+    return reactor

@@ -1,0 +1,121 @@
+"""libreactor.twisted beyond what Twisted's own suite checks (run_twisted_suite.py does that)."""
+
+import gc
+import socket
+
+import pytest
+
+pytest.importorskip("twisted")
+
+from twisted.internet import defer, error, protocol, threads  # noqa: E402
+
+from libreactor.twisted import LibreactorReactor  # noqa: E402
+
+
+@pytest.fixture
+def reactor(backend):
+    r = LibreactorReactor(backend)
+    yield r
+    registry = r._native._registry
+    r._native.close()
+    assert set(registry.objects) <= {0}
+
+
+def test_echo_thread_and_held_shutdown(reactor, backend):
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    assert reactor.backend == backend
+    events = []
+
+    class Echo(protocol.Protocol):
+        def dataReceived(self, data):
+            self.transport.write(data)
+
+    class Client(protocol.Protocol):
+        def connectionMade(self):
+            self.transport.write(b"x" * 100000)
+            self.got = 0
+
+        def dataReceived(self, data):
+            self.got += len(data)
+            if self.got == 100000:
+                events.append("echoed")
+                self.transport.loseConnection()
+
+        def connectionLost(self, reason):
+            events.append(reason.type.__name__)
+            reactor.stop()
+
+    def slow_shutdown():
+        # A BEFORE-shutdown Deferred holds the shutdown until it fires (from a timer).
+        d = defer.Deferred()
+        reactor.callLater(0.05, d.callback, None)
+        d.addCallback(lambda _: events.append("before-shutdown done"))
+        return d
+
+    reactor.addSystemEventTrigger("before", "shutdown", slow_shutdown)
+    reactor.addSystemEventTrigger("during", "shutdown", events.append, "during-shutdown")
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(Echo), interface="127.0.0.1")
+
+    @defer.inlineCallbacks
+    def main():
+        result = yield threads.deferToThreadPool(reactor, reactor.getThreadPool(), lambda: 42)
+        events.append(result)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        yield connectProtocol(endpoint, Client())
+
+    reactor.callWhenRunning(main)
+    reactor.run(installSignalHandlers=False)
+    assert events == [42, "echoed", "ConnectionDone", "before-shutdown done", "during-shutdown"]
+    with pytest.raises(error.ReactorNotRestartable):
+        reactor.run()
+    port.stopListening()
+
+
+def test_delayed_calls(reactor):
+    seen = []
+    a = reactor.callLater(10, seen.append, "a")
+    b = reactor.callLater(20, seen.append, "b")
+    assert set(reactor.getDelayedCalls()) == {a, b}
+    b.reset(0)
+    a.delay(5)
+    assert a.getTime() == pytest.approx(reactor.seconds() + 15, abs=0.5)
+    reactor.iterate(0.1)
+    assert seen == ["b"]
+    assert reactor.getDelayedCalls() == [a]
+    a.cancel()
+    with pytest.raises(error.AlreadyCancelled):
+        a.reset(1)
+    with pytest.raises(error.AlreadyCalled):
+        b.cancel()
+    assert reactor.getDelayedCalls() == []
+
+
+def test_fd_set(reactor):
+    from twisted.internet.abstract import FileDescriptor
+
+    a, b = socket.socketpair()
+
+    class Reader(FileDescriptor):
+        def fileno(self):
+            return a.fileno()
+
+        def doRead(self):
+            return None
+
+    r = Reader(reactor)
+    reactor.addReader(r)
+    reactor.addWriter(r)
+    assert reactor.getReaders() == [r]
+    assert reactor.getWriters() == [r]
+    assert reactor.removeAll() == [r]
+    assert reactor.getReaders() == [] and reactor.getWriters() == []
+    a.close()
+    b.close()
+    gc.collect()
+
+
+def test_call_from_thread_after_stop_is_dropped(reactor):
+    reactor.callWhenRunning(reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    reactor.callFromThread(lambda: None)  # never runs, never raises (as in Twisted)
