@@ -423,6 +423,7 @@ def main():
 
     report = render(args, runs, shapes, libs, med, samples, problems, notes, infos, other_load)
     report += go_binding_section()
+    report += python_binding_section()
     report += kqueue_section()
     print(report)
     raw = {"%s|%s|%s" % k: v for k, v in samples.items()}
@@ -450,6 +451,23 @@ def go_binding_section():
     out = ["", "## Go binding (bindings/go): cost per crossing", "",
            "Included from `bindings/go/BENCHMARKS.md` (measured with `go test -bench`, not by run.py).", ""]
     for line in lines[1:]:  # its own title is replaced by the heading above
+        out.append("#" + line if line.startswith("#") else line)
+    return "\n".join(out) + "\n"
+
+PYTHON_NOTES = os.path.join(ROOT, "bindings", "python", "BENCHMARKS.md")
+
+
+def python_binding_section():
+    """Twisted on libreactor against Twisted's EPollReactor (measured by bench/python/bench_twisted.py
+    through `scripts/python.sh bench`, kept in bindings/python), included like the Go section."""
+    if not os.path.exists(PYTHON_NOTES):
+        return ""
+    with open(PYTHON_NOTES) as f:
+        lines = f.read().splitlines()
+    out = ["", "## Python binding (bindings/python): Twisted on libreactor vs EPollReactor", "",
+           "Included from `bindings/python/BENCHMARKS.md` (measured with `scripts/python.sh bench`, "
+           "not by run.py).", ""]
+    for line in lines[1:]:
         out.append("#" + line if line.startswith("#") else line)
     return "\n".join(out) + "\n"
 

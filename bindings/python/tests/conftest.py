@@ -42,4 +42,4 @@ def reactor(backend, errors):
     r.close()
     gc.collect()
     # Key 0 is the log handler, which lives as long as the registry itself.
-    assert set(registry.objects) <= {0}, f"objects not released: {registry.objects}"
+    assert not registry.transient(), f"objects not released: {registry.transient()}"

@@ -23,7 +23,10 @@ from ._native import ffi, lib
 KEY_BITS = 40
 KEY_MASK = (1 << KEY_BITS) - 1
 
-_registries = weakref.WeakValueDictionary()
+# registry id -> weakref to the Registry. A plain dict of weak references rather than a
+# WeakValueDictionary: every callback looks its registry up here, and dict.get plus calling the
+# reference are both C code.
+_registries = {}
 _registry_ids = itertools.count(1)
 
 
@@ -36,15 +39,17 @@ def _default_report(exc):
 class Registry:
     """The Python objects one reactor's (or pool's) registrations stand for."""
 
-    __slots__ = ("rid", "objects", "_keys", "report", "__weakref__")
+    __slots__ = ("rid", "objects", "permanent", "_keys", "report", "__weakref__")
 
     def __init__(self, report=None):
         self.rid = next(_registry_ids)
         self.objects = {}
-        # Key 0 is reserved (the log handler of a reactor uses it).
+        # Keys of objects that live as long as the registry (registered with a NULL release).
+        self.permanent = set()
         self._keys = itertools.count(1)
         self.report = report or _default_report
-        _registries[self.rid] = self
+        rid = self.rid
+        _registries[rid] = weakref.ref(self, lambda _ref: _registries.pop(rid, None))
 
     def add(self, obj):
         """Keeps ``obj`` until the library releases the returned ``user_data``."""
@@ -52,8 +57,16 @@ class Registry:
         self.objects[key] = obj
         return ffi.cast("void *", (self.rid << KEY_BITS) | key)
 
-    def user_data(self, key):
-        return ffi.cast("void *", (self.rid << KEY_BITS) | key)
+    def add_permanent(self, obj):
+        """Keeps ``obj`` as long as the registry: for registrations made with a NULL release
+        (the reactor's log handler, the Twisted reactor's fd dispatchers)."""
+        user_data = self.add(obj)
+        self.permanent.add(int(ffi.cast("uintptr_t", user_data)) & KEY_MASK)
+        return user_data
+
+    def transient(self):
+        """The objects that wait for a release hook."""
+        return {k: v for k, v in self.objects.items() if k not in self.permanent}
 
     def discard(self, user_data):
         """Forgets an object whose registration the library refused (it kept nothing)."""
@@ -63,9 +76,12 @@ class Registry:
         return len(self.objects)
 
 
+_NO_REGISTRY = lambda: None  # noqa: E731 - a dead weak reference's stand-in
+
+
 def _lookup(user_data):
     value = int(ffi.cast("uintptr_t", user_data))
-    registry = _registries.get(value >> KEY_BITS)
+    registry = _registries.get(value >> KEY_BITS, _NO_REGISTRY)()
     if registry is None:
         return None, None
     return registry, registry.objects.get(value & KEY_MASK)
@@ -74,7 +90,7 @@ def _lookup(user_data):
 @ffi.def_extern()
 def _lr_release(user_data):
     value = int(ffi.cast("uintptr_t", user_data))
-    registry = _registries.get(value >> KEY_BITS)
+    registry = _registries.get(value >> KEY_BITS, _NO_REGISTRY)()
     if registry is not None:
         registry.objects.pop(value & KEY_MASK, None)
 

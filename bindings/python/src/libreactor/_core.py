@@ -120,10 +120,9 @@ class Reactor:
         self._ptr = out[0]
         self.on_error = on_error or _default_report
         self._registry = Registry(self._report)
-        self._registry.objects[0] = self._log
-        lib.reactor_set_log_fn(self._ptr, lib._lr_log, self._registry.user_data(0))
+        lib.reactor_set_log_fn(self._ptr, lib._lr_log, self._registry.add_permanent(self._log))
         self._finalizer = weakref.finalize(self, _free_reactor, self._ptr)
-        self._pool = None
+        self._handle_out = ffi.new("reactor_delayed_call_t **")
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -319,16 +318,15 @@ class Reactor:
         return DelayedCall(self, delay, _bind(fn, args, kwargs))
 
     def _schedule(self, delay, fn):
-        """``reactor_call_later`` for ``fn``; returns the handle (released when collected)."""
-        out = ffi.new("reactor_delayed_call_t **")
-        self._register(
-            lambda ud: lib.reactor_call_later(
-                self._ptr, float(delay), lib._lr_call, ud, lib._lr_release, out
-            ),
-            fn,
-            "call_later",
-        )
-        return ffi.gc(out[0], lib.reactor_delayed_call_release)
+        """``reactor_call_later`` for ``fn``; returns the raw handle, which the caller must release
+        (``reactor_delayed_call_release``) when it no longer needs it."""
+        ud = self._registry.add(fn)
+        out = self._handle_out  # reactor-thread only, and the library fills it before returning
+        status = lib.reactor_call_later(self._ptr, delay, lib._lr_call, ud, lib._lr_release, out)
+        if status < 0:
+            self._registry.discard(ud)
+            raise error_for(status, "call_later")
+        return out[0]
 
     def pending_calls(self):
         """Number of pending delayed calls."""
@@ -376,7 +374,7 @@ class DelayedCall:
     def __init__(self, reactor, delay, fn):
         self._reactor = reactor
         self._fn = fn
-        self._handle = reactor._schedule(delay, fn)
+        self._handle = ffi.gc(reactor._schedule(float(delay), fn), lib.reactor_delayed_call_release)
 
     def cancel(self):
         check(lib.reactor_delayed_call_cancel(self._handle), "cancel")

@@ -38,7 +38,8 @@ from ._errors import (
     NotRestartableError,
     NotRunningError,
 )
-from ._native import lib
+from ._errors import check
+from ._native import ffi, lib
 
 _SHUTDOWN = lib.REACTOR_SHUTDOWN
 _DISCONNECTED = HANGUP | ERROR
@@ -59,13 +60,28 @@ class _NativeDelayedCall(DelayedCall):
         super().__init__(
             seconds() + delay, func, args, kw, self._cancelNative, None, seconds=seconds
         )
-        self._handle = reactor._native._schedule(delay, self)
+        self._handle = reactor._native._schedule(float(delay), self)
 
     def _cancelNative(self, _call):
         lib.reactor_delayed_call_cancel(self._handle)
+        self._release()
+
+    def _release(self):
+        # The native handle is only needed while the call is pending; after it ran or was cancelled,
+        # Twisted's own flags answer every question (this also spares a finalizer per call).
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.reactor_delayed_call_release(handle)
+
+    def __del__(self):
+        # Still pending when the last reference went (the reactor was freed first).
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            lib.reactor_delayed_call_release(handle)
 
     def __call__(self):
         # The native timer fired: what ReactorBase.runUntilCurrent does for one call.
+        self._release()
         self.called = 1
         try:
             self.func(*self.args, **self.kw)
@@ -105,6 +121,13 @@ class LibreactorReactor(PosixReactorBase):
         self._native = Reactor(backend, install_signal_handlers=False, on_error=self._unhandled)
         self._reads = {}
         self._writes = {}
+        # The fd callbacks are registered once for the reactor's lifetime, so adding and removing a
+        # reader or writer (which Twisted's transports do on every write burst) costs the native
+        # call only, with no release hook back into Python.
+        registry = self._native._registry
+        self._readUserData = registry.add_permanent(self._readable)
+        self._writeUserData = registry.add_permanent(self._writable)
+        self._nativePtr = self._native._ptr
         PluggableResolverMixin.__init__(self)
         self.threadCallQueue = []
         self.running = False
@@ -299,14 +322,20 @@ class LibreactorReactor(PosixReactorBase):
         fd = reader.fileno()
         if fd in self._reads:
             return
-        self._native.add_reader(fd, self._readable)
+        check(
+            lib.reactor_add_reader(self._nativePtr, fd, lib._lr_fd, self._readUserData, ffi.NULL),
+            "addReader",
+        )
         self._reads[fd] = reader
 
     def addWriter(self, writer):
         fd = writer.fileno()
         if fd in self._writes:
             return
-        self._native.add_writer(fd, self._writable)
+        check(
+            lib.reactor_add_writer(self._nativePtr, fd, lib._lr_fd, self._writeUserData, ffi.NULL),
+            "addWriter",
+        )
         self._writes[fd] = writer
 
     def _fdOf(self, selectable, table):
@@ -322,18 +351,13 @@ class LibreactorReactor(PosixReactorBase):
     def removeReader(self, reader):
         fd = self._fdOf(reader, self._reads)
         if fd is not None and self._reads.pop(fd, None) is not None:
-            try:
-                self._native.remove_reader(fd)
-            except NotFoundError:
-                pass
+            # NOT_FOUND: the library already dropped it (shutdown, or its fd was closed).
+            lib.reactor_remove_reader(self._nativePtr, fd)
 
     def removeWriter(self, writer):
         fd = self._fdOf(writer, self._writes)
         if fd is not None and self._writes.pop(fd, None) is not None:
-            try:
-                self._native.remove_writer(fd)
-            except NotFoundError:
-                pass
+            lib.reactor_remove_writer(self._nativePtr, fd)
 
     def removeAll(self):
         return self._removeAll(list(self._reads.values()), list(self._writes.values()))
