@@ -12,7 +12,7 @@ bench/run.py includes in BENCHMARKS.md). Shapes:
   one-way latency from before the call to the callback, p50 and p99 in microseconds.
 * reset: 100k pending calls 100-200 s away, then 2000 of them reset to 10-50 s (earlier); wall
   microseconds per reset (Twisted finds the call in its heap with a linear scan).
-* tcp: 256 MiB through Twisted's TCP transports over loopback (a pull producer writing 64 KiB chunks,
+* tcp: 1 GiB through Twisted's TCP transports over loopback (a pull producer writing 64 KiB chunks,
   a server protocol counting bytes), both ends in the one loop; MB per process CPU second.
 """
 
@@ -112,7 +112,7 @@ def shape_tcp(reactor, quick):
     from zope.interface import implementer
     from twisted.internet.interfaces import IPullProducer
 
-    total = (64 if quick else 256) * 1024 * 1024
+    total = (64 if quick else 1024) * 1024 * 1024
     chunk = b"x" * 65536
     received = [0]
 

@@ -169,6 +169,10 @@ extern "Python" void _lr_job(void *);
 extern "Python" void *_lr_work(void *);
 extern "Python" void _lr_done(reactor_t *, void *, void *);
 extern "Python" void _lr_log(void *, int, const char *);
+/* user_data is an ffi.new_handle() whose object the caller keeps alive itself for as long as the
+   library may call it (libreactor.twisted's delayed calls and fd dispatchers). */
+extern "Python" void _lr_fire(reactor_t *, void *);
+extern "Python" void _lr_fd_handle(reactor_t *, int, uint32_t, void *);
 """
 
 

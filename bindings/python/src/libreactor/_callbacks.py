@@ -21,13 +21,16 @@ import weakref
 from ._native import ffi, lib
 
 KEY_BITS = 40
-KEY_MASK = (1 << KEY_BITS) - 1
 
 # registry id -> weakref to the Registry. A plain dict of weak references rather than a
 # WeakValueDictionary: every callback looks its registry up here, and dict.get plus calling the
 # reference are both C code.
 _registries = {}
 _registry_ids = itertools.count(1)
+
+_cast = ffi.cast
+_VOID_P = ffi.typeof("void *")
+_UINTPTR = ffi.typeof("uintptr_t")
 
 
 def _default_report(exc):
@@ -37,7 +40,8 @@ def _default_report(exc):
 
 
 class Registry:
-    """The Python objects one reactor's (or pool's) registrations stand for."""
+    """The Python objects one reactor's (or pool's) registrations stand for, keyed by the
+    ``user_data`` value the library holds for them."""
 
     __slots__ = ("rid", "objects", "permanent", "_keys", "report", "__weakref__")
 
@@ -46,7 +50,8 @@ class Registry:
         self.objects = {}
         # Keys of objects that live as long as the registry (registered with a NULL release).
         self.permanent = set()
-        self._keys = itertools.count(1)
+        # The keys are the user_data values themselves: registry id in the high bits.
+        self._keys = itertools.count((self.rid << KEY_BITS) | 1)
         self.report = report or _default_report
         rid = self.rid
         _registries[rid] = weakref.ref(self, lambda _ref: _registries.pop(rid, None))
@@ -55,13 +60,22 @@ class Registry:
         """Keeps ``obj`` until the library releases the returned ``user_data``."""
         key = next(self._keys)
         self.objects[key] = obj
-        return ffi.cast("void *", (self.rid << KEY_BITS) | key)
+        return _cast(_VOID_P, key)
+
+    def add_keyed(self, obj):
+        """``add`` that also returns the key, for objects that drop themselves (``forget``)."""
+        key = next(self._keys)
+        self.objects[key] = obj
+        return key, _cast(_VOID_P, key)
+
+    def forget(self, key):
+        self.objects.pop(key, None)
 
     def add_permanent(self, obj):
         """Keeps ``obj`` as long as the registry: for registrations made with a NULL release
         (the reactor's log handler, the Twisted reactor's fd dispatchers)."""
-        user_data = self.add(obj)
-        self.permanent.add(int(ffi.cast("uintptr_t", user_data)) & KEY_MASK)
+        key, user_data = self.add_keyed(obj)
+        self.permanent.add(key)
         return user_data
 
     def transient(self):
@@ -70,7 +84,7 @@ class Registry:
 
     def discard(self, user_data):
         """Forgets an object whose registration the library refused (it kept nothing)."""
-        self.objects.pop(int(ffi.cast("uintptr_t", user_data)) & KEY_MASK, None)
+        self.objects.pop(int(_cast(_UINTPTR, user_data)), None)
 
     def __len__(self):
         return len(self.objects)
@@ -80,19 +94,19 @@ _NO_REGISTRY = lambda: None  # noqa: E731 - a dead weak reference's stand-in
 
 
 def _lookup(user_data):
-    value = int(ffi.cast("uintptr_t", user_data))
-    registry = _registries.get(value >> KEY_BITS, _NO_REGISTRY)()
+    key = int(_cast(_UINTPTR, user_data))
+    registry = _registries.get(key >> KEY_BITS, _NO_REGISTRY)()
     if registry is None:
         return None, None
-    return registry, registry.objects.get(value & KEY_MASK)
+    return registry, registry.objects.get(key)
 
 
 @ffi.def_extern()
 def _lr_release(user_data):
-    value = int(ffi.cast("uintptr_t", user_data))
-    registry = _registries.get(value >> KEY_BITS, _NO_REGISTRY)()
+    key = int(_cast(_UINTPTR, user_data))
+    registry = _registries.get(key >> KEY_BITS, _NO_REGISTRY)()
     if registry is not None:
-        registry.objects.pop(value & KEY_MASK, None)
+        registry.objects.pop(key, None)
 
 
 @ffi.def_extern()
@@ -104,6 +118,21 @@ def _lr_call(_reactor, user_data):
         fn()
     except BaseException as exc:  # noqa: BLE001 - reported, never unwound into the library
         registry.report(exc)
+
+
+_from_handle = ffi.from_handle
+
+
+@ffi.def_extern()
+def _lr_fire(_reactor, user_data):
+    # The object handles its own exceptions (a Twisted DelayedCall logs them); anything that still
+    # escapes is printed by cffi rather than unwound into the library.
+    _from_handle(user_data)()
+
+
+@ffi.def_extern()
+def _lr_fd_handle(_reactor, fd, events, user_data):
+    _from_handle(user_data)(fd, events)
 
 
 @ffi.def_extern()

@@ -18,6 +18,8 @@ What is native and what is Twisted's Python:
 """
 
 import builtins
+import itertools
+import traceback
 
 from twisted.internet import error
 from twisted.internet.base import DelayedCall, PluggableResolverMixin
@@ -38,8 +40,16 @@ from ._errors import (
     NotRestartableError,
     NotRunningError,
 )
-from ._errors import check
+from ._errors import check, error_for
 from ._native import ffi, lib
+
+_lr_fire = lib._lr_fire
+_lr_fd_handle = lib._lr_fd_handle
+_new_handle = ffi.new_handle
+_call_later = lib.reactor_call_later
+_release_handle = lib.reactor_delayed_call_release
+_seconds = lib.reactor_seconds
+_NULL = ffi.NULL
 
 _SHUTDOWN = lib.REACTOR_SHUTDOWN
 _DISCONNECTED = HANGUP | ERROR
@@ -55,33 +65,59 @@ class _NativeDelayedCall(DelayedCall):
     the native timer heap, and ``reset``/``delay`` move it there in O(log n).
     """
 
+    # Registered without a release hook: the call itself knows when the library is done with it (it
+    # ran, or it was cancelled) and leaves the reactor's table of pending calls then, which spares a
+    # crossing back into Python per call. A call still pending when its reactor is freed goes with
+    # the reactor. The table holds a cffi handle to the call (reactor -> handle -> call), which is
+    # what the library passes back to _lr_fire; nothing refers from the call back to itself, so a
+    # call that has run is freed by reference counting, without the cycle collector.
+
+    resetter = None
+
     def __init__(self, reactor, delay, func, args, kw):
+        # Twisted's DelayedCall.__init__, written out (this is the hot path of callLater).
         seconds = reactor.seconds
-        super().__init__(
-            seconds() + delay, func, args, kw, self._cancelNative, None, seconds=seconds
-        )
-        self._handle = reactor._native._schedule(float(delay), self)
+        self.time = seconds() + delay
+        self.func = func
+        self.args = args
+        self.kw = kw
+        self.seconds = seconds
+        self.cancelled = self.called = 0
+        self.delayed_time = 0
+        if self.debug:
+            self.creator = traceback.format_stack()[:-2]
+        handle = _new_handle(self)
+        self._pending = pending = reactor._pendingCalls
+        self._key = key = next(reactor._callKeys)
+        pending[key] = handle
+        out = reactor._handleOut
+        status = _call_later(reactor._nativePtr, delay, _lr_fire, handle, _NULL, out)
+        if status < 0:
+            del pending[key]
+            self._handle = None
+            raise error_for(status, "callLater")
+        self._handle = out[0]
 
-    def _cancelNative(self, _call):
-        lib.reactor_delayed_call_cancel(self._handle)
-        self._release()
-
-    def _release(self):
-        # The native handle is only needed while the call is pending; after it ran or was cancelled,
-        # Twisted's own flags answer every question (this also spares a finalizer per call).
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            lib.reactor_delayed_call_release(handle)
+    @staticmethod
+    def canceller(call):
+        # DelayedCall.cancel checked the flags and calls this before marking the call cancelled.
+        lib.reactor_delayed_call_cancel(call._handle)
+        call._pending.pop(call._key, None)
+        handle, call._handle = call._handle, None
+        _release_handle(handle)
 
     def __del__(self):
         # Still pending when the last reference went (the reactor was freed first).
         handle = getattr(self, "_handle", None)
         if handle is not None:
-            lib.reactor_delayed_call_release(handle)
+            _release_handle(handle)
 
     def __call__(self):
-        # The native timer fired: what ReactorBase.runUntilCurrent does for one call.
-        self._release()
+        # The native timer fired: what ReactorBase.runUntilCurrent does for one call. The native
+        # handle is only needed while the call is pending; Twisted's flags answer from now on.
+        self._pending.pop(self._key, None)
+        handle, self._handle = self._handle, None
+        _release_handle(handle)
         self.called = 1
         try:
             self.func(*self.args, **self.kw)
@@ -121,13 +157,16 @@ class LibreactorReactor(PosixReactorBase):
         self._native = Reactor(backend, install_signal_handlers=False, on_error=self._unhandled)
         self._reads = {}
         self._writes = {}
-        # The fd callbacks are registered once for the reactor's lifetime, so adding and removing a
-        # reader or writer (which Twisted's transports do on every write burst) costs the native
-        # call only, with no release hook back into Python.
-        registry = self._native._registry
-        self._readUserData = registry.add_permanent(self._readable)
-        self._writeUserData = registry.add_permanent(self._writable)
+        self._pendingCalls = {}  # key -> cffi handle of a pending _NativeDelayedCall
+        self._callKeys = itertools.count()
+        # The fd callbacks are cffi handles to two bound methods, made once for the reactor's
+        # lifetime and registered without a release hook, so adding and removing a reader or writer
+        # (which Twisted's transports do on every write burst) costs the native call only. The
+        # reactor keeps the handles alive; the library can only call them inside run/iterate.
+        self._readUserData = _new_handle(self._readable)
+        self._writeUserData = _new_handle(self._writable)
         self._nativePtr = self._native._ptr
+        self._handleOut = self._native._handle_out
         PluggableResolverMixin.__init__(self)
         self.threadCallQueue = []
         self.running = False
@@ -285,7 +324,7 @@ class LibreactorReactor(PosixReactorBase):
     # -- IReactorTime ----------------------------------------------------------------------------
 
     def seconds(self):
-        return self._native.seconds()
+        return _seconds(self._nativePtr)
 
     def callLater(self, delay, callable, *args, **kw):
         assert builtins.callable(callable), f"{callable} is not callable"
@@ -293,11 +332,7 @@ class LibreactorReactor(PosixReactorBase):
         return _NativeDelayedCall(self, delay, callable, args, kw)
 
     def getDelayedCalls(self):
-        return [
-            call
-            for call in self._native._registry.objects.values()
-            if isinstance(call, _NativeDelayedCall) and not (call.called or call.cancelled)
-        ]
+        return [ffi.from_handle(handle) for handle in self._pendingCalls.values()]
 
     # -- IReactorThreads -------------------------------------------------------------------------
 
@@ -323,7 +358,7 @@ class LibreactorReactor(PosixReactorBase):
         if fd in self._reads:
             return
         check(
-            lib.reactor_add_reader(self._nativePtr, fd, lib._lr_fd, self._readUserData, ffi.NULL),
+            lib.reactor_add_reader(self._nativePtr, fd, _lr_fd_handle, self._readUserData, ffi.NULL),
             "addReader",
         )
         self._reads[fd] = reader
@@ -333,7 +368,7 @@ class LibreactorReactor(PosixReactorBase):
         if fd in self._writes:
             return
         check(
-            lib.reactor_add_writer(self._nativePtr, fd, lib._lr_fd, self._writeUserData, ffi.NULL),
+            lib.reactor_add_writer(self._nativePtr, fd, _lr_fd_handle, self._writeUserData, ffi.NULL),
             "addWriter",
         )
         self._writes[fd] = writer
