@@ -11,7 +11,8 @@
 #      scripts/loom.sh            loom model of the waker handshake (every interleaving)
 #   5b. the kqueue backend        on Linux over libkqueue (../shared/tools/libkqueue.sh builds it into a
 #                                 cache outside the repo): the whole C suite again with
-#                                 REACTOR_BACKEND=kqueue, natively, under valgrind and with ASan; a
+#                                 REACTOR_BACKEND=kqueue, natively, under valgrind and with ASan, and
+#                                 the Python binding's pytest and Twisted suite on that build; a
 #                                 loud skip when the tool is not there (e.g. a user's fresh clone)
 #   6. c-examples/*.c             built with pkg-config against a temporary install, run per backend,
 #                                 plain and under valgrind memcheck; each must exit 0
@@ -129,6 +130,17 @@ if [ -f "$libkqueue_tool" ]; then
         exit 1
     fi
     rust_passed=$((rust_passed + kqueue_passed))
+    # The Python binding on the same build: pytest and Twisted's suite with REACTOR_BACKEND=kqueue.
+    LIBKQUEUE_PREFIX="$kq_prefix" CARGO_TARGET_DIR="$ROOT/target/libkqueue" \
+        cargo build --release --features libkqueue
+    scripts/install.sh --artifacts "$ROOT/target/libkqueue/release" --prefix "$WORK/kqueue-prefix" >/dev/null
+    scripts/python.sh test-backend "$WORK/kqueue-prefix" kqueue 2>&1 | tee "$WORK/python-kqueue.log"
+    kqueue_python=$(awk '/^python: [0-9]+ passed$/ { print $2 }' "$WORK/python-kqueue.log")
+    if [ -z "$kqueue_python" ]; then
+        echo "test.sh: the Python binding failed on the kqueue backend" >&2
+        exit 1
+    fi
+    rust_passed=$((rust_passed + kqueue_python))
 else
     kqueue_skipped="$libkqueue_tool not found: the kqueue backend's C suite (over libkqueue) was not run"
     loud_skip "$kqueue_skipped"
