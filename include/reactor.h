@@ -471,6 +471,12 @@ typedef void *(*reactor_work_result_fn)(void *user_data);
 typedef void (*reactor_done_fn)(struct reactor *r, void *result, void *user_data);
 
 /*
+ A host signal handler (`reactor_add_signal_handler`): runs on the reactor thread, on a pass after
+ the delivery (never in signal context); deliveries before it runs may coalesce into one call.
+ */
+typedef void (*reactor_signal_fn)(struct reactor *r, int signum, void *user_data);
+
+/*
  The callbacks of a datagram protocol (Twisted's DatagramProtocol). Every callback may be NULL.
  Fill with `reactor_datagram_protocol_init` first.
  */
@@ -1465,6 +1471,35 @@ int reactor_suggest_thread_pool_size(struct reactor *r, size_t max_threads);
  Thread-safety: reactor thread only (other threads get NULL).
  */
 struct reactor_threadpool *reactor_get_thread_pool(struct reactor *r);
+
+/*
+ Calls `cb(r, signum, ud)` on the reactor thread, on a pass after `signum` is delivered (never in
+ signal context; deliveries before it runs may coalesce into one call). Handlers of one signal run
+ in the order added; every reactor with a handler for the signal gets it. The disposition is
+ installed with the first handler of the signal (any reactor) and the previous one restored when
+ the last goes. A handler for SIGINT or SIGTERM replaces the built-in stop of
+ `install_signal_handlers` for this reactor. `cb` NULL, SIGKILL, SIGSTOP, the synchronous fault
+ signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL), signals the C library reserves and numbers outside
+ 1..NSIG-1: `REACTOR_E_INVALID`, and `ud` stays the caller's. The handler's id goes to `out_id`
+ (may be NULL).
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_add_signal_handler(struct reactor *r,
+                               int signum,
+                               reactor_signal_fn cb,
+                               void *ud,
+                               reactor_release_fn release,
+                               uint64_t *out_id);
+
+/*
+ Removes a signal handler: its release runs inside the call, or, when the handler removes itself
+ from its own callback, after that callback returns. It is not called again. Unknown or removed
+ id: `REACTOR_E_NOT_FOUND`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_remove_signal_handler(struct reactor *r, uint64_t id);
 
 /*
  Queues `cb(r, ud)` to run on the reactor thread (FIFO per calling thread, exactly once). Calls queued

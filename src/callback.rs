@@ -9,6 +9,7 @@ use std::os::raw::{c_char, c_int, c_void};
 
 pub type CbFn = unsafe extern "C" fn(*mut reactor_t, *mut c_void);
 pub type FdFn = unsafe extern "C" fn(*mut reactor_t, c_int, u32, *mut c_void);
+pub type SignalFn = unsafe extern "C" fn(*mut reactor_t, c_int, *mut c_void);
 pub type TriggerFn = unsafe extern "C" fn(*mut reactor_t, u64, *mut c_void) -> c_int;
 pub type LogFn = unsafe extern "C" fn(*mut c_void, c_int, *const c_char);
 pub type ReleaseFn = unsafe extern "C" fn(*mut c_void);
@@ -108,6 +109,11 @@ impl Callback {
 pub fn call_fd(func: FdFn, reactor: *mut reactor_t, fd: c_int, events: u32, ud: *mut c_void) {
     // SAFETY: host-supplied function pointer, checked non-NULL at registration.
     unsafe { func(reactor, fd, events, ud) }
+}
+
+pub fn call_signal(func: SignalFn, reactor: *mut reactor_t, signum: c_int, ud: *mut c_void) {
+    // SAFETY: host-supplied function pointer, checked non-NULL at registration.
+    unsafe { func(reactor, signum, ud) }
 }
 
 pub fn call_trigger(func: TriggerFn, reactor: *mut reactor_t, id: u64, ud: *mut c_void) -> c_int {

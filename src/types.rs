@@ -72,6 +72,10 @@ pub type reactor_log_fn =
 pub type reactor_trigger_fn = Option<
     unsafe extern "C" fn(r: *mut reactor_t, trigger_id: u64, user_data: *mut c_void) -> c_int,
 >;
+/// A host signal handler (`reactor_add_signal_handler`): runs on the reactor thread, on a pass after
+/// the delivery (never in signal context); deliveries before it runs may coalesce into one call.
+pub type reactor_signal_fn =
+    Option<unsafe extern "C" fn(r: *mut reactor_t, signum: c_int, user_data: *mut c_void)>;
 /// fd readiness callback; `events` is a mask of `REACTOR_READABLE` ... `REACTOR_SHUTDOWN`.
 pub type reactor_fd_fn =
     Option<unsafe extern "C" fn(r: *mut reactor_t, fd: c_int, events: u32, user_data: *mut c_void)>;

@@ -554,6 +554,8 @@ impl Drop for Reactor {
         drop(sources);
         let triggers = self.events.get_mut().take_all();
         drop(triggers);
+        let signal_handlers = self.signals.get_mut().take_host_handlers();
+        drop(signal_handlers);
         drop(asyncs);
         let graveyard = std::mem::take(self.graveyard.get_mut());
         drop(graveyard);

@@ -4,11 +4,14 @@
 //! of the reactors that watch signals: async-signal-safe. Each reactor compares the "any" counter on
 //! every pass (one load) and, when it moved, looks at the signals it watches. A signal's disposition
 //! is installed when its first watcher appears and the previous one restored when its last goes
-//! (`SignalWatch` is that registration). Today the watchers are the built-in SIGINT/SIGTERM stop of
-//! `install_signal_handlers`; host handlers (API.md §8.2) will be watchers of the same kind.
+//! (`SignalWatch` is that registration). The watchers are the built-in SIGINT/SIGTERM stop of
+//! `install_signal_handlers` (while `run` is active) and the host's handlers of API.md §8.2
+//! (`reactor_add_signal_handler`), one watch per reactor for the set of signals it has handlers for.
 
 use super::Reactor;
 use crate::backend::WakeTarget;
+use crate::callback::{SignalFn, UserData, call_signal};
+use crate::status::{Error, Result};
 use crate::types::REACTOR_LOG_INFO;
 use std::os::raw::c_int;
 use std::sync::Mutex;
@@ -172,9 +175,81 @@ pub struct SignalWatchers {
     /// The built-in SIGINT/SIGTERM stop while `run` is active: each signal and its count when seen.
     stop_on: Vec<(c_int, u64)>,
     registration: Option<SignalWatch>,
+    /// The host's handlers, in the order added.
+    handlers: Vec<HostHandler>,
+    /// Per signal with handlers: its delivery count when last dispatched.
+    host_seen: Vec<(c_int, u64)>,
+    /// The watch for exactly the signals in `host_seen`.
+    host_registration: Option<SignalWatch>,
+    next_id: u64,
+    /// The handler being called, and whether it removed itself meanwhile.
+    running: Option<(u64, bool)>,
+    /// The data of a handler that removed itself, released after its callback returns.
+    deferred: Option<UserData>,
+}
+
+struct HostHandler {
+    id: u64,
+    signal: c_int,
+    func: SignalFn,
+    data: UserData,
+}
+
+impl SignalWatchers {
+    fn has_host_handler(&self, signal: c_int) -> bool {
+        self.host_seen.iter().any(|&(s, _)| s == signal)
+    }
+
+    /// Every host handler's data, for reactor teardown (the watch goes with `self`).
+    pub fn take_host_handlers(&mut self) -> Vec<UserData> {
+        self.host_seen.clear();
+        self.host_registration = None;
+        let mut all: Vec<UserData> = self.handlers.drain(..).map(|h| h.data).collect();
+        all.extend(self.deferred.take());
+        all
+    }
 }
 
 const STOP_SIGNALS: [c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// Whether a host may handle `signal` (API.md §8.2, §8.6): a catchable signal that is not a
+/// synchronous fault and not one the C library reserves for itself.
+fn valid_host_signal(signal: c_int) -> bool {
+    if signal < 1 || signal as usize >= MAX_SIGNAL.min(libc_nsig()) {
+        return false;
+    }
+    let refused = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+    ];
+    !refused.contains(&signal) && !reserved_by_libc(signal)
+}
+
+#[cfg(target_os = "linux")]
+fn libc_nsig() -> usize {
+    65
+}
+
+#[cfg(not(target_os = "linux"))]
+fn libc_nsig() -> usize {
+    32
+}
+
+/// glibc keeps the first two real-time signals (32 and 33) for its threads and timers; SIGRTMIN is
+/// above them.
+#[cfg(target_os = "linux")]
+fn reserved_by_libc(signal: c_int) -> bool {
+    signal >= 32 && signal < libc::SIGRTMIN()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserved_by_libc(_signal: c_int) -> bool {
+    false
+}
 
 impl Reactor {
     /// `run` starts: with `install_signal_handlers`, SIGINT/SIGTERM stop this reactor until it returns.
@@ -198,27 +273,149 @@ impl Reactor {
         drop(registration);
     }
 
+    /// `reactor_add_signal_handler`: on error `data` goes back to the host unreleased.
+    pub fn add_signal_handler(&self, signal: c_int, func: SignalFn, data: UserData) -> Result<u64> {
+        if !valid_host_signal(signal) {
+            data.into_raw();
+            return Err(Error::Invalid);
+        }
+        let (id, old_registration) = {
+            let mut watchers = self.signals.borrow_mut();
+            watchers.next_id += 1;
+            let id = watchers.next_id;
+            watchers.handlers.push(HostHandler {
+                id,
+                signal,
+                func,
+                data,
+            });
+            let mut old = None;
+            if !watchers.has_host_handler(signal) {
+                if watchers.host_seen.is_empty() {
+                    watchers.any_seen = any_delivered();
+                }
+                watchers.host_seen.push((signal, delivered(signal)));
+                // The new watch takes its signals before the old one lets go, so no disposition
+                // flips back in between.
+                let signals: Vec<c_int> = watchers.host_seen.iter().map(|&(s, _)| s).collect();
+                let watch = SignalWatch::start(&signals, self.waker.get());
+                old = watchers.host_registration.replace(watch);
+            }
+            (id, old)
+        };
+        drop(old_registration);
+        Ok(id)
+    }
+
+    /// `reactor_remove_signal_handler`: releases now, unless the handler is removing itself from its
+    /// own callback (then after it returns).
+    pub fn remove_signal_handler(&self, id: u64) -> Result<()> {
+        let (removed, old_registration) = {
+            let mut watchers = self.signals.borrow_mut();
+            let position = watchers
+                .handlers
+                .iter()
+                .position(|h| h.id == id)
+                .ok_or(Error::NotFound)?;
+            let handler = watchers.handlers.remove(position);
+            let signal = handler.signal;
+            let mut old = None;
+            if !watchers.handlers.iter().any(|h| h.signal == signal) {
+                watchers.host_seen.retain(|&(s, _)| s != signal);
+                let signals: Vec<c_int> = watchers.host_seen.iter().map(|&(s, _)| s).collect();
+                let watch =
+                    (!signals.is_empty()).then(|| SignalWatch::start(&signals, self.waker.get()));
+                old = std::mem::replace(&mut watchers.host_registration, watch);
+            }
+            let removed = if matches!(watchers.running, Some((running, _)) if running == id) {
+                // Its own callback is on the stack: released once it returns.
+                watchers.running = Some((id, true));
+                watchers.deferred = Some(handler.data);
+                None
+            } else {
+                Some(handler.data)
+            };
+            (removed, old)
+        };
+        drop(old_registration);
+        drop(removed);
+        Ok(())
+    }
+
     /// One load per pass; acts on deliveries since the last look.
     pub(super) fn check_signals(&self) {
         let any = any_delivered();
-        let stop = {
+        let (stop, host_signals) = {
             let mut watchers = self.signals.borrow_mut();
             if watchers.any_seen == any {
                 return;
             }
             watchers.any_seen = any;
             let mut stop = false;
+            let watchers = &mut *watchers;
             for (signal, seen) in &mut watchers.stop_on {
                 let now = delivered(*signal);
                 if now != *seen {
                     *seen = now;
-                    stop = true;
+                    // A host handler for the signal replaces the built-in stop (API.md §8.6).
+                    if !watchers.host_seen.iter().any(|&(s, _)| s == *signal) {
+                        stop = true;
+                    }
                 }
             }
-            stop
+            let mut host_signals = Vec::new();
+            for (signal, seen) in &mut watchers.host_seen {
+                let now = delivered(*signal);
+                if now != *seen {
+                    *seen = now;
+                    host_signals.push(*signal);
+                }
+            }
+            (stop, host_signals)
         };
+        for signal in host_signals {
+            self.dispatch_signal(signal);
+        }
         if stop && self.stop().is_ok() {
             self.log(REACTOR_LOG_INFO, "SIGINT/SIGTERM received: stopping");
+        }
+    }
+
+    /// Calls the handlers of `signal` that exist now, in the order added (one added meanwhile
+    /// misses this delivery; one removed meanwhile is not called).
+    fn dispatch_signal(&self, signal: c_int) {
+        let ids: Vec<u64> = self
+            .signals
+            .borrow()
+            .handlers
+            .iter()
+            .filter(|h| h.signal == signal)
+            .map(|h| h.id)
+            .collect();
+        for id in ids {
+            let call = {
+                let mut watchers = self.signals.borrow_mut();
+                let found = watchers
+                    .handlers
+                    .iter()
+                    .find(|h| h.id == id)
+                    .map(|h| (h.func, h.data.ptr()));
+                if found.is_some() {
+                    watchers.running = Some((id, false));
+                }
+                found
+            };
+            let Some((func, ud)) = call else { continue };
+            self.invoke(|| call_signal(func, self.handle(), signal, ud));
+            let deferred = {
+                let mut watchers = self.signals.borrow_mut();
+                watchers.running = None;
+                watchers.deferred.take()
+            };
+            drop(deferred);
+            if self.is_crashing() {
+                return;
+            }
         }
     }
 }

@@ -42,6 +42,12 @@ static void log_fn(void *ud, int level, const char *msg) {
 #define INV(expr) CHECK_RC((expr), REACTOR_E_INVALID)
 
 static atomic_int releases;
+static void sig_cb(reactor_t *r, int signum, void *ud) {
+  (void)r;
+  (void)signum;
+  (void)ud;
+}
+
 static void rel(void *ud) {
   (void)ud;
   atomic_fetch_add(&releases, 1);
@@ -71,6 +77,8 @@ static void null_and_bad_reactor(reactor_t *r, const char *what) {
   INV(reactor_fire_system_event(r, "x"));
   INV(reactor_trigger_complete(r, 1));
   INV(reactor_trigger_complete_now(r, 1));
+  INV(reactor_add_signal_handler(r, SIGUSR1, sig_cb, NULL, rel, &id));
+  INV(reactor_remove_signal_handler(r, 1));
   INV(reactor_call_later(r, 1.0, tu_noop_cb, NULL, rel, &h));
   CHECK(h == NULL);
   INV(reactor_clock_advance(r, 1.0));

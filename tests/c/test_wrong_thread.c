@@ -39,6 +39,12 @@ static void count_release(void *ud) {
   atomic_fetch_add(&releases, 1);
 }
 
+static void sig_cb(reactor_t *r, int signum, void *ud) {
+  (void)r;
+  (void)signum;
+  (void)ud;
+}
+
 static void cb(reactor_t *r, void *ud) {
   (void)r;
   (void)ud;
@@ -104,6 +110,8 @@ static void *foreign(void *arg) {
   WT(reactor_fire_system_event(r, "ev"));
   WT(reactor_trigger_complete(r, s->trigger_id));
   WT(reactor_trigger_complete_now(r, s->trigger_id));
+  WT(reactor_add_signal_handler(r, SIGUSR1, sig_cb, NULL, count_release, &id));
+  WT(reactor_remove_signal_handler(r, 1));
   WT(reactor_delayed_call_cancel(s->c));
   WT(reactor_delayed_call_reset(s->c, 1.0));
   WT(reactor_delayed_call_delay(s->c, 1.0));

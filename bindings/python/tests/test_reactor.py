@@ -443,3 +443,21 @@ def test_signal_handlers_stop_the_reactor(backend):
     reactor.run()  # SIGTERM stops it: shutdown runs and run returns
     assert time.monotonic() - started < 5
     reactor.close()
+
+
+def test_signal_handler(reactor):
+    import signal
+
+    seen = []
+    previous = signal.getsignal(signal.SIGUSR1)
+    hid = reactor.add_signal_handler(signal.SIGUSR1, seen.append)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    for _ in range(5):
+        reactor.iterate(0.05)
+    assert seen == [signal.SIGUSR1]
+    reactor.remove_signal_handler(hid)
+    with pytest.raises(libreactor.NotFoundError):
+        reactor.remove_signal_handler(hid)
+    with pytest.raises(libreactor.InvalidError):
+        reactor.add_signal_handler(signal.SIGKILL, seen.append)
+    assert signal.getsignal(signal.SIGUSR1) == previous

@@ -42,6 +42,7 @@ typedef void (*reactor_log_fn)(void *user_data, int level, const char *message);
 typedef int (*reactor_trigger_fn)(reactor_t *r, uint64_t trigger_id, void *user_data);
 typedef void (*reactor_fd_fn)(reactor_t *r, int fd, uint32_t events, void *user_data);
 typedef void (*reactor_work_fn)(void *user_data);
+typedef void (*reactor_signal_fn)(reactor_t *r, int signum, void *user_data);
 typedef void *(*reactor_work_result_fn)(void *user_data);
 typedef void (*reactor_done_fn)(reactor_t *r, void *result, void *user_data);
 
@@ -125,6 +126,10 @@ int reactor_trigger_complete(reactor_t *r, uint64_t trigger_id);
 int reactor_trigger_complete_now(reactor_t *r, uint64_t trigger_id);
 int reactor_call_when_running(reactor_t *r, reactor_cb_fn cb, void *ud, reactor_release_fn release);
 
+int reactor_add_signal_handler(reactor_t *r, int signum, reactor_signal_fn cb, void *ud,
+                               reactor_release_fn release, uint64_t *out_id);
+int reactor_remove_signal_handler(reactor_t *r, uint64_t id);
+
 int reactor_add_reader(reactor_t *r, int fd, reactor_fd_fn cb, void *ud, reactor_release_fn release);
 int reactor_add_writer(reactor_t *r, int fd, reactor_fd_fn cb, void *ud, reactor_release_fn release);
 int reactor_remove_reader(reactor_t *r, int fd);
@@ -169,6 +174,7 @@ extern "Python" void _lr_job(void *);
 extern "Python" void *_lr_work(void *);
 extern "Python" void _lr_done(reactor_t *, void *, void *);
 extern "Python" void _lr_log(void *, int, const char *);
+extern "Python" void _lr_signal(reactor_t *, int, void *);
 /* user_data is an ffi.new_handle() whose object the caller keeps alive itself for as long as the
    library may call it (libreactor.twisted's delayed calls and fd dispatchers). */
 extern "Python" void _lr_fire(reactor_t *, void *);

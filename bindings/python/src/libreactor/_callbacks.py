@@ -159,6 +159,17 @@ def _lr_fd(_reactor, fd, events, user_data):
 
 
 @ffi.def_extern()
+def _lr_signal(_reactor, signum, user_data):
+    registry, fn = _lookup(user_data)
+    if fn is None:
+        return
+    try:
+        fn(signum)
+    except BaseException as exc:  # noqa: BLE001
+        registry.report(exc)
+
+
+@ffi.def_extern()
 def _lr_job(user_data):
     registry, fn = _lookup(user_data)
     if fn is None:

@@ -253,6 +253,25 @@ class Reactor:
             "call_when_running",
         )
 
+    # -- signals ---------------------------------------------------------------------------------
+
+    def add_signal_handler(self, signum, fn):
+        """Calls ``fn(signum)`` on the reactor thread after ``signum`` is delivered (coalesced; in
+        the order added; never in signal context). The signal's disposition is the library's until
+        the last handler goes, then the previous one is back. Returns the handler's id."""
+        out = ffi.new("uint64_t *")
+        self._register(
+            lambda ud: lib.reactor_add_signal_handler(
+                self._ptr, int(signum), lib._lr_signal, ud, lib._lr_release, out
+            ),
+            fn,
+            "add_signal_handler",
+        )
+        return out[0]
+
+    def remove_signal_handler(self, handler_id):
+        check(lib.reactor_remove_signal_handler(self._ptr, handler_id), "remove_signal_handler")
+
     # -- file descriptors ------------------------------------------------------------------------
 
     def add_reader(self, fd, fn):
