@@ -202,6 +202,12 @@ typedef struct reactor_port reactor_port_t;
 typedef struct reactor_remote reactor_remote_t;
 
 /*
+ Opaque handle to one request of an installed resolver (`reactor_resolver_t.resolve`); valid until
+ it is completed with `reactor_resolution_complete` or the reactor shuts down.
+ */
+typedef struct reactor_resolution reactor_resolution_t;
+
+/*
  Opaque reactor handle (`reactor_new` / `reactor_free`).
  */
 typedef struct reactor reactor_t;
@@ -343,6 +349,28 @@ typedef void (*reactor_resolve_fn)(struct reactor *r,
                                    const struct reactor_address *addrs,
                                    size_t count,
                                    void *user_data);
+
+/*
+ An installed resolver's lookup (API.md §8.3): called on the reactor thread, inside
+ `reactor_resolve` or `reactor_connect_tcp`, for a host name (never an IP literal). Return
+ `REACTOR_OK` and complete `res` with `reactor_resolution_complete` (inside the call or later), or a
+ negative status to fail the request.
+ */
+typedef int (*reactor_resolver_resolve_fn)(struct reactor *r,
+                                           const char *host,
+                                           uint16_t port,
+                                           uint32_t family,
+                                           struct reactor_resolution *res,
+                                           void *user_data);
+
+/*
+ A pluggable name resolver (Twisted's IReactorPluggableNameResolver), for
+ `reactor_install_resolver`. Set `struct_size` to `sizeof(reactor_resolver_t)`.
+ */
+typedef struct reactor_resolver {
+  uint32_t struct_size;
+  reactor_resolver_resolve_fn resolve;
+} reactor_resolver_t;
 
 /*
  A stream protocol's callbacks (API.md §6.3). Fill with `reactor_protocol_init`, then set what you
@@ -906,6 +934,46 @@ int reactor_resolve(struct reactor *r,
                     reactor_resolve_fn cb,
                     void *ud,
                     reactor_release_fn release);
+
+/*
+ Installs a resolver for host names (Twisted's IReactorPluggableNameResolver, API.md §8.3):
+ `reactor_resolve` and `reactor_connect_tcp` hand names (never IP literals) to
+ `resolver->resolve(r, host, port, family, res, ud)`, inside the call; it completes `res` with
+ `reactor_resolution_complete` inside or later, or returns a negative status to fail the request.
+ The asker hears back on a later pass. `resolver` NULL restores the default (getaddrinfo on the
+ thread pool); a NULL `resolve` or a bad `struct_size` → `REACTOR_E_INVALID` (`ud` stays the
+ caller's). The replaced resolver's `ud` is released on a later pass once its requests have ended;
+ with a NULL `resolver`, `ud` itself is released on a later pass. At shutdown pending requests end
+ with `REACTOR_E_CANCELLED` and their handles become stale.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `resolver` is NULL or points to `resolver->struct_size` readable bytes.
+ */
+int reactor_install_resolver(struct reactor *r,
+                             const struct reactor_resolver *resolver,
+                             void *ud,
+                             reactor_release_fn release);
+
+/*
+ Completes a request of an installed resolver, exactly once: `status` `REACTOR_OK` with `count`
+ addresses (copied; only numeric INET/INET6 entries are kept, each with the requested port; none
+ left → the asker gets `REACTOR_E_DNS`), or a negative status for the asker (`reactor_connect_tcp`
+ reports `REACTOR_E_DNS` whatever it is). A positive status, NULL `addrs` with `count` > 0 →
+ `REACTOR_E_INVALID` and the request stays pending; a completed, cancelled (shutdown) or made-up
+ `res` → `REACTOR_E_INVALID`; another thread → `REACTOR_E_WRONG_THREAD` (the request stays pending:
+ hand it over with `reactor_call_from_thread`).
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `addrs` is NULL or points to `count` readable addresses.
+ */
+int reactor_resolution_complete(struct reactor_resolution *res,
+                                int status,
+                                const struct reactor_address *addrs,
+                                size_t count);
 
 /*
  Fills `p` with NULL callbacks and its `struct_size`. NULL is ignored.

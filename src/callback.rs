@@ -10,6 +10,14 @@ use std::os::raw::{c_char, c_int, c_void};
 pub type CbFn = unsafe extern "C" fn(*mut reactor_t, *mut c_void);
 pub type FdFn = unsafe extern "C" fn(*mut reactor_t, c_int, u32, *mut c_void);
 pub type SignalFn = unsafe extern "C" fn(*mut reactor_t, c_int, *mut c_void);
+pub type ResolverFn = unsafe extern "C" fn(
+    *mut reactor_t,
+    *const c_char,
+    u16,
+    u32,
+    *mut crate::types::reactor_resolution_t,
+    *mut c_void,
+) -> c_int;
 pub type TriggerFn = unsafe extern "C" fn(*mut reactor_t, u64, *mut c_void) -> c_int;
 pub type LogFn = unsafe extern "C" fn(*mut c_void, c_int, *const c_char);
 pub type ReleaseFn = unsafe extern "C" fn(*mut c_void);

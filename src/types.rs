@@ -236,6 +236,36 @@ pub type reactor_resolve_fn = Option<
     ),
 >;
 
+/// Opaque handle to one request of an installed resolver (`reactor_resolver_t.resolve`); valid until
+/// it is completed with `reactor_resolution_complete` or the reactor shuts down.
+pub struct reactor_resolution_t {
+    _opaque: [u8; 0],
+}
+
+/// An installed resolver's lookup (API.md §8.3): called on the reactor thread, inside
+/// `reactor_resolve` or `reactor_connect_tcp`, for a host name (never an IP literal). Return
+/// `REACTOR_OK` and complete `res` with `reactor_resolution_complete` (inside the call or later), or a
+/// negative status to fail the request.
+pub type reactor_resolver_resolve_fn = Option<
+    unsafe extern "C" fn(
+        r: *mut reactor_t,
+        host: *const c_char,
+        port: u16,
+        family: u32,
+        res: *mut reactor_resolution_t,
+        user_data: *mut c_void,
+    ) -> c_int,
+>;
+
+/// A pluggable name resolver (Twisted's IReactorPluggableNameResolver), for
+/// `reactor_install_resolver`. Set `struct_size` to `sizeof(reactor_resolver_t)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_resolver_t {
+    pub struct_size: u32,
+    pub resolve: reactor_resolver_resolve_fn,
+}
+
 /// Opaque datagram-port handle (`reactor_listen_udp`, `_unix_datagram`, `reactor_connect_unix_datagram`,
 /// `reactor_adopt_datagram_port`); valid until its `stop_protocol` callback returns.
 pub struct reactor_udp_t {

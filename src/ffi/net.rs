@@ -78,6 +78,73 @@ pub unsafe extern "C" fn reactor_resolve(
     })
 }
 
+/// Installs a resolver for host names (Twisted's IReactorPluggableNameResolver, API.md §8.3):
+/// `reactor_resolve` and `reactor_connect_tcp` hand names (never IP literals) to
+/// `resolver->resolve(r, host, port, family, res, ud)`, inside the call; it completes `res` with
+/// `reactor_resolution_complete` inside or later, or returns a negative status to fail the request.
+/// The asker hears back on a later pass. `resolver` NULL restores the default (getaddrinfo on the
+/// thread pool); a NULL `resolve` or a bad `struct_size` → `REACTOR_E_INVALID` (`ud` stays the
+/// caller's). The replaced resolver's `ud` is released on a later pass once its requests have ended;
+/// with a NULL `resolver`, `ud` itself is released on a later pass. At shutdown pending requests end
+/// with `REACTOR_E_CANCELLED` and their handles become stale.
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `resolver` is NULL or points to `resolver->struct_size` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_install_resolver(
+    r: *mut reactor_t,
+    resolver: *const reactor_resolver_t,
+    ud: *mut c_void,
+    release: reactor_release_fn,
+) -> c_int {
+    on_owner(r, |reactor| {
+        let func = if resolver.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and readable for its struct_size (the caller's contract).
+            let resolver = unsafe { read_versioned(resolver, None) }?;
+            Some(resolver.resolve.ok_or(Error::Invalid)?)
+        };
+        reactor.install_resolver(func, UserData::new(ud, release));
+        Ok(())
+    })
+}
+
+/// Completes a request of an installed resolver, exactly once: `status` `REACTOR_OK` with `count`
+/// addresses (copied; only numeric INET/INET6 entries are kept, each with the requested port; none
+/// left → the asker gets `REACTOR_E_DNS`), or a negative status for the asker (`reactor_connect_tcp`
+/// reports `REACTOR_E_DNS` whatever it is). A positive status, NULL `addrs` with `count` > 0 →
+/// `REACTOR_E_INVALID` and the request stays pending; a completed, cancelled (shutdown) or made-up
+/// `res` → `REACTOR_E_INVALID`; another thread → `REACTOR_E_WRONG_THREAD` (the request stays pending:
+/// hand it over with `reactor_call_from_thread`).
+///
+/// Thread-safety: reactor thread only.
+///
+/// # Safety
+/// `addrs` is NULL or points to `count` readable addresses.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reactor_resolution_complete(
+    res: *mut reactor_resolution_t,
+    status: c_int,
+    addrs: *const reactor_address_t,
+    count: usize,
+) -> c_int {
+    let Some(r) = crate::net::resolution_reactor(res as *const c_void) else {
+        return Error::Invalid.code();
+    };
+    on_owner(r as *mut reactor_t, |reactor| {
+        let addrs: &[reactor_address_t] = match (addrs.is_null(), count) {
+            (_, 0) => &[],
+            (true, _) => return Err(Error::Invalid),
+            // SAFETY: `count` readable entries (the caller's contract).
+            (false, n) => unsafe { std::slice::from_raw_parts(addrs, n) },
+        };
+        reactor.complete_resolution(res as usize, status, addrs)
+    })
+}
+
 /// A C string argument as UTF-8 text: NULL or not UTF-8 → `REACTOR_E_INVALID`.
 ///
 /// # Safety

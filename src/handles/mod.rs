@@ -49,6 +49,8 @@ pub type TransportTable<T> =
 pub type ConnectorTable<T> =
     HandleTable<T, { CONNECTOR.index_bits }, { CONNECTOR.generation_bits }>;
 pub type DatagramTable<T> = HandleTable<T, { DATAGRAM.index_bits }, { DATAGRAM.generation_bits }>;
+pub type ResolutionTable<T> =
+    HandleTable<T, { RESOLUTION.index_bits }, { RESOLUTION.generation_bits }>;
 
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
@@ -127,8 +129,14 @@ pub(crate) const DATAGRAM: Kind = Kind {
     generation_bits: 8,
 };
 
+/// Requests of installed resolvers waiting for `reactor_resolution_complete`: 65 536 at once.
+pub(crate) const RESOLUTION: Kind = Kind {
+    index_bits: 16,
+    generation_bits: 8,
+};
+
 /// Every kind the library has; their address space must fit the budget.
-pub(crate) const ALL_KINDS: [Kind; 9] = [
+pub(crate) const ALL_KINDS: [Kind; 10] = [
     REACTOR,
     DELAYED_CALL,
     ASYNC,
@@ -138,6 +146,7 @@ pub(crate) const ALL_KINDS: [Kind; 9] = [
     TRANSPORT,
     CONNECTOR,
     DATAGRAM,
+    RESOLUTION,
 ];
 
 /// All handle kinds together reserve at most this much address space.

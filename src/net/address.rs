@@ -126,6 +126,24 @@ pub fn host_str(a: &reactor_address_t) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::Invalid)
 }
 
+/// The socket address of a numeric INET or INET6 address a host gave us (its family must match its
+/// host; a v6 address keeps its scope id). Anything else (a name, UNIX, an unknown family):
+/// `Error::InvalidAddress`.
+pub fn to_socket_addr(a: &reactor_address_t) -> Result<SocketAddr> {
+    let host = host_str(a).map_err(|_| Error::InvalidAddress)?;
+    let ip: IpAddr = host.parse().map_err(|_| Error::InvalidAddress)?;
+    match (a.family, ip) {
+        (REACTOR_FAMILY_INET, IpAddr::V4(v4)) => Ok(SocketAddr::from((v4, a.port))),
+        (REACTOR_FAMILY_INET6, IpAddr::V6(v6)) => Ok(SocketAddr::V6(std::net::SocketAddrV6::new(
+            v6,
+            a.port,
+            a.flow_info,
+            a.scope_id,
+        ))),
+        _ => Err(Error::InvalidAddress),
+    }
+}
+
 /// The text form: "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@name", "" (an unnamed UNIX socket).
 /// `Error::Invalid` for an unknown family or a host without its NUL.
 pub fn format(a: &reactor_address_t) -> Result<String> {

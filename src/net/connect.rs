@@ -436,7 +436,8 @@ impl Connector {
             Outcome::Found(addrs) => {
                 self.try_addresses(reactor, addrs.into_iter().map(SockAddr::Ip).collect())
             }
-            Outcome::Failed(_) => self.fail(reactor, Error::Dns),
+            // Whatever an installed resolver said, a connector reports DNS (API.md §8.6).
+            Outcome::Failed(_) | Outcome::Status(_) => self.fail(reactor, Error::Dns),
         }
     }
 

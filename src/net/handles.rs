@@ -2,7 +2,7 @@
 //! kept in the slot's tag (no allocation per connection): the objects themselves live on the reactor
 //! thread (`super::Net`), found by the handle's slot index.
 
-use crate::handles::{DatagramTable, HandleTable, PortTable, TransportTable};
+use crate::handles::{DatagramTable, HandleTable, PortTable, ResolutionTable, TransportTable};
 use crate::reactor::REACTORS;
 use crate::status::{Error, Result};
 use std::os::raw::c_void;
@@ -13,6 +13,7 @@ pub struct Owned;
 pub static PORTS: PortTable<Owned> = HandleTable::new();
 pub static TRANSPORTS: TransportTable<Owned> = HandleTable::new();
 pub static DATAGRAMS: DatagramTable<Owned> = HandleTable::new();
+pub static RESOLUTIONS: ResolutionTable<Owned> = HandleTable::new();
 
 const _: () = assert!(
     crate::handles::REACTOR.index_bits + crate::handles::REACTOR.generation_bits <= 32,
@@ -48,6 +49,21 @@ pub fn datagram_reactor(handle: *const c_void) -> Option<usize> {
 /// The slot index of a transport handle (its place in its reactor's `Net::transports`).
 pub fn transport_index(handle: usize) -> Option<usize> {
     TRANSPORTS.index_of(handle as *const c_void)
+}
+
+/// The reactor a resolution handle belongs to (`None`: completed, cancelled or made up).
+pub fn resolution_reactor(handle: *const c_void) -> Option<usize> {
+    RESOLUTIONS.tag(handle).map(tagged_reactor)
+}
+
+pub fn new_resolution(reactor: usize) -> Result<usize> {
+    RESOLUTIONS
+        .insert_tagged(Box::new(Owned), reactor_tag(reactor)?)
+        .map(|h| h as usize)
+}
+
+pub fn end_resolution(handle: usize) {
+    drop(RESOLUTIONS.remove(handle as *const c_void));
 }
 
 pub fn new_port(reactor: usize) -> Result<usize> {

@@ -21,7 +21,7 @@ pub mod sys;
 mod sys_datagram;
 mod write_buffer;
 
-pub use handles::{datagram_reactor, port_reactor, transport_reactor};
+pub use handles::{datagram_reactor, port_reactor, resolution_reactor, transport_reactor};
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

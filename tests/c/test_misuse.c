@@ -79,6 +79,7 @@ static void null_and_bad_reactor(reactor_t *r, const char *what) {
   INV(reactor_trigger_complete_now(r, 1));
   INV(reactor_add_signal_handler(r, SIGUSR1, sig_cb, NULL, rel, &id));
   INV(reactor_remove_signal_handler(r, 1));
+  INV(reactor_install_resolver(r, NULL, NULL, rel));
   INV(reactor_call_later(r, 1.0, tu_noop_cb, NULL, rel, &h));
   CHECK(h == NULL);
   INV(reactor_clock_advance(r, 1.0));

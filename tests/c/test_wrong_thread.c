@@ -112,6 +112,7 @@ static void *foreign(void *arg) {
   WT(reactor_trigger_complete_now(r, s->trigger_id));
   WT(reactor_add_signal_handler(r, SIGUSR1, sig_cb, NULL, count_release, &id));
   WT(reactor_remove_signal_handler(r, 1));
+  WT(reactor_install_resolver(r, NULL, NULL, count_release));
   WT(reactor_delayed_call_cancel(s->c));
   WT(reactor_delayed_call_reset(s->c, 1.0));
   WT(reactor_delayed_call_delay(s->c, 1.0));
