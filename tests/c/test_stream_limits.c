@@ -145,6 +145,15 @@ static void srv2_made_cb(reactor_transport_t *t, void *ud) {
 static void test_emfile(void) {
   SECTION("out of fds: pending peers are closed, a warning, no spin");
   reactor_t *r = tu_new_reactor();
+#ifdef __linux__
+  if (strcmp(reactor_backend_name(r), "kqueue") == 0) {
+    /* libkqueue (the emulation on Linux) opens and closes fds of its own behind our back, so the
+       fd limit cannot be set to "exactly full" (it failed under valgrind now and then). */
+    printf("   skipped on emulated kqueue: libkqueue's own fds make an exact fd limit unreliable\n");
+    CHECK_OK(reactor_free(r));
+    return;
+  }
+#endif
   reactor_set_log_fn(r, on_log, NULL);
   reactor_protocol_t sp;
   reactor_protocol_init(&sp);
