@@ -200,6 +200,15 @@ impl SignalWatchers {
         self.host_seen.iter().any(|&(s, _)| s == signal)
     }
 
+    /// A watch for exactly the signals in `host_seen` (none if empty); returns the old one, to drop
+    /// after: the new watch takes its signals before the old one lets go, so no disposition flips
+    /// back in between.
+    fn rewatch(&mut self, wake: WakeTarget) -> Option<SignalWatch> {
+        let signals: Vec<c_int> = self.host_seen.iter().map(|&(s, _)| s).collect();
+        let watch = (!signals.is_empty()).then(|| SignalWatch::start(&signals, wake));
+        std::mem::replace(&mut self.host_registration, watch)
+    }
+
     /// Every host handler's data, for reactor teardown (the watch goes with `self`).
     pub fn take_host_handlers(&mut self) -> Vec<UserData> {
         self.host_seen.clear();
@@ -295,11 +304,7 @@ impl Reactor {
                     watchers.any_seen = any_delivered();
                 }
                 watchers.host_seen.push((signal, delivered(signal)));
-                // The new watch takes its signals before the old one lets go, so no disposition
-                // flips back in between.
-                let signals: Vec<c_int> = watchers.host_seen.iter().map(|&(s, _)| s).collect();
-                let watch = SignalWatch::start(&signals, self.waker.get());
-                old = watchers.host_registration.replace(watch);
+                old = watchers.rewatch(self.waker.get());
             }
             (id, old)
         };
@@ -322,10 +327,7 @@ impl Reactor {
             let mut old = None;
             if !watchers.handlers.iter().any(|h| h.signal == signal) {
                 watchers.host_seen.retain(|&(s, _)| s != signal);
-                let signals: Vec<c_int> = watchers.host_seen.iter().map(|&(s, _)| s).collect();
-                let watch =
-                    (!signals.is_empty()).then(|| SignalWatch::start(&signals, self.waker.get()));
-                old = std::mem::replace(&mut watchers.host_registration, watch);
+                old = watchers.rewatch(self.waker.get());
             }
             let removed = if matches!(watchers.running, Some((running, _)) if running == id) {
                 // Its own callback is on the stack: released once it returns.

@@ -62,21 +62,13 @@ class Registry:
         self.objects[key] = obj
         return _cast(_VOID_P, key)
 
-    def add_keyed(self, obj):
-        """``add`` that also returns the key, for objects that drop themselves (``forget``)."""
-        key = next(self._keys)
-        self.objects[key] = obj
-        return key, _cast(_VOID_P, key)
-
-    def forget(self, key):
-        self.objects.pop(key, None)
-
     def add_permanent(self, obj):
         """Keeps ``obj`` as long as the registry: for registrations made with a NULL release
-        (the reactor's log handler, the Twisted reactor's fd dispatchers)."""
-        key, user_data = self.add_keyed(obj)
+        (the reactor's log handler)."""
+        key = next(self._keys)
+        self.objects[key] = obj
         self.permanent.add(key)
-        return user_data
+        return _cast(_VOID_P, key)
 
     def transient(self):
         """The objects that wait for a release hook."""

@@ -153,9 +153,6 @@ class Reactor:
 
         logging.getLogger("libreactor").log(_LOG_LEVELS.get(level, 20), "%s", message)
 
-    def _keep(self, fn):
-        return self._registry.add(fn)
-
     def _register(self, status_of, fn, what):
         """Calls ``status_of(user_data)`` with ``fn`` kept alive; forgets ``fn`` if refused."""
         ud = self._registry.add(fn)
