@@ -129,6 +129,21 @@
 #define REACTOR_TEST_PANIC_IN_CALL 3
 
 /*
+ `reactor_child_fd_t.kind`: a pipe the child writes and the parent reads (Twisted's 'r').
+ */
+#define REACTOR_CHILD_FD_READ 1
+
+/*
+ `reactor_child_fd_t.kind`: a pipe the parent writes and the child reads (Twisted's 'w').
+ */
+#define REACTOR_CHILD_FD_WRITE 2
+
+/*
+ `reactor_child_fd_t.kind`: the parent's fd `parent_fd`, duplicated into the child.
+ */
+#define REACTOR_CHILD_FD_INHERIT 3
+
+/*
  Status codes returned by every fallible function (`REACTOR_OK` or negative). OS errors are outside
  this enum: `REACTOR_E_OS(errno)` / `reactor_status_from_errno(errno)`.
  */
@@ -195,6 +210,12 @@ typedef struct reactor_delayed_call reactor_delayed_call_t;
  Opaque listening-port handle (`reactor_listen_tcp`, `_unix`); valid until it stops listening.
  */
 typedef struct reactor_port reactor_port_t;
+
+/*
+ Opaque handle to a spawned child process (`reactor_spawn_process`); valid until its
+ `process_ended` callback returns (or `reactor_free`).
+ */
+typedef struct reactor_process reactor_process_t;
 
 /*
  Opaque handle that can call into a reactor from any thread, even after the reactor is freed.
@@ -497,6 +518,101 @@ typedef void *(*reactor_work_result_fn)(void *user_data);
  work function's result.
  */
 typedef void (*reactor_done_fn)(struct reactor *r, void *result, void *user_data);
+
+/*
+ The callbacks of a process protocol (Twisted's ProcessProtocol). Every callback may be NULL. Fill
+ with `reactor_process_protocol_init` first.
+ */
+typedef struct reactor_process_protocol {
+  uint32_t struct_size;
+  /*
+   First, on a later pass after the spawn.
+   */
+  void (*connection_made)(struct reactor_process *p, void *user_data);
+  /*
+   Bytes the child wrote to one of its READ fds (the pty's output comes as fd 1); `data` is valid
+   only during the call.
+   */
+  void (*child_data_received)(struct reactor_process *p,
+                              int child_fd,
+                              const uint8_t *data,
+                              size_t len,
+                              void *user_data);
+  /*
+   Once per pipe (and once for a pty, as fd 1) when it closes, from either side.
+   */
+  void (*child_connection_lost)(struct reactor_process *p, int child_fd, void *user_data);
+  /*
+   As soon as the child is reaped, even with pipes still open. `reason` is `REACTOR_OK` for exit
+   status 0, else `REACTOR_E_PROCESS_TERMINATED`; `exit_code` is -1 when a signal killed it,
+   `term_signal` 0 when it exited.
+   */
+  void (*process_exited)(struct reactor_process *p,
+                         int reason,
+                         int exit_code,
+                         int term_signal,
+                         void *user_data);
+  /*
+   Once the child is reaped and every pipe has closed (same arguments as `process_exited`); the
+   handle dies when it returns, then `release(user_data)` runs.
+   */
+  void (*process_ended)(struct reactor_process *p,
+                        int reason,
+                        int exit_code,
+                        int term_signal,
+                        void *user_data);
+} reactor_process_protocol_t;
+
+/*
+ One entry of a child-fd map: what the child finds at fd number `child_fd`.
+ */
+typedef struct reactor_child_fd {
+  int child_fd;
+  /*
+   `REACTOR_CHILD_FD_READ`, `_WRITE` or `_INHERIT`.
+   */
+  int kind;
+  /*
+   For `REACTOR_CHILD_FD_INHERIT`: the parent's open fd; ignored otherwise.
+   */
+  int parent_fd;
+} reactor_child_fd_t;
+
+/*
+ Options of `reactor_spawn_process`. Fill with `reactor_spawn_options_init` first.
+ */
+typedef struct reactor_spawn_options {
+  uint32_t struct_size;
+  /*
+   NULL-terminated "NAME=value" list; NULL = an empty environment (Twisted's default).
+   */
+  const char *const *env;
+  /*
+   1: the parent's environment (`env` must then be NULL).
+   */
+  int inherit_env;
+  /*
+   The child's working directory; NULL = the parent's.
+   */
+  const char *cwd;
+  /*
+   -1 = unchanged. A uid change as root also resets the supplementary groups (initgroups).
+   */
+  int64_t uid;
+  /*
+   -1 = unchanged.
+   */
+  int64_t gid;
+  /*
+   The child-fd map; NULL (with `child_fd_count` 0) = {0: WRITE, 1: READ, 2: READ}.
+   */
+  const struct reactor_child_fd *child_fds;
+  size_t child_fd_count;
+  /*
+   1: the child gets a pseudo-terminal as fds 0, 1 and 2 (with `child_fds` → `REACTOR_E_INVALID`).
+   */
+  int use_pty;
+} reactor_spawn_options_t;
 
 /*
  A host signal handler (`reactor_add_signal_handler`): runs on the reactor thread, on a pass after
@@ -1539,6 +1655,108 @@ int reactor_suggest_thread_pool_size(struct reactor *r, size_t max_threads);
  Thread-safety: reactor thread only (other threads get NULL).
  */
 struct reactor_threadpool *reactor_get_thread_pool(struct reactor *r);
+
+/*
+ Fills `p` with NULL callbacks and its `struct_size`. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `p` is NULL or points to a writable `reactor_process_protocol_t`.
+ */
+void reactor_process_protocol_init(struct reactor_process_protocol *p);
+
+/*
+ Fills `o` with the defaults: an empty environment, the parent's directory, uid and gid
+ unchanged (-1), the default child-fd map {0: WRITE, 1: READ, 2: READ}, no pty. NULL is ignored.
+
+ Thread-safety: any thread.
+
+ # Safety
+ `o` is NULL or points to a writable `reactor_spawn_options_t`.
+ */
+void reactor_spawn_options_init(struct reactor_spawn_options *o);
+
+/*
+ Spawns `executable` (Twisted's spawnProcess): without a '/', it is searched in the parent's PATH.
+ `argv` (NULL-terminated; `argv[0]` passed as given) and `opts` (NULL = defaults, see
+ `reactor_spawn_options_init`) say what the child gets; only its mapped fds are open in it, its
+ signal dispositions are the defaults and its mask is empty. `proto`'s callbacks follow:
+ `connection_made` (later pass), `child_data_received` / `child_connection_lost` per pipe,
+ `process_exited` when the child is reaped, `process_ended` once it is reaped and every pipe has
+ closed — then the handle dies and `release(ud)` runs. `out` may be NULL.
+
+ Errors: NULL `executable`, `argv` or `proto`, bad struct sizes, `env` with `inherit_env`, a
+ bad child-fd map (negative or repeated child fd, unknown kind, INHERIT of a closed fd, NULL
+ `child_fds` with a count), `child_fds` with `use_pty`, uid/gid outside -1..2^32-2 →
+ `REACTOR_E_INVALID`; a program that is missing or not executable, or a failed chdir/setuid in
+ the child → `REACTOR_E_OS(errno)` (the child is reaped before this returns); after a run that
+ ended with stop → `REACTOR_E_CLOSED`. On error nothing is called and `ud` stays the caller's.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `executable` is NULL or NUL-terminated; `argv` is NULL or a NULL-terminated array of
+ NUL-terminated strings; `opts` and `proto` are NULL or readable versioned structs whose `env`,
+ `cwd` and `child_fds` are NULL or valid as documented; `out` is NULL or writable.
+ */
+int reactor_spawn_process(struct reactor *r,
+                          const char *executable,
+                          const char *const *argv,
+                          const struct reactor_spawn_options *opts,
+                          const struct reactor_process_protocol *proto,
+                          void *ud,
+                          reactor_release_fn release,
+                          struct reactor_process **out);
+
+/*
+ Queues `len` bytes (copied) for the child's fd `child_fd` (a WRITE pipe, or 0 of a pty),
+ written in order as the pipe takes them. Checks in this order: NULL `data` with `len` > 0 →
+ `REACTOR_E_INVALID`; not a WRITE pipe of this child → `REACTOR_E_INVALID`; closed, closing, or
+ inside `process_ended` → `REACTOR_E_CLOSED`; `len` 0 → OK. A child that closed its end makes
+ the pipe lost (`child_connection_lost` on a later pass); never SIGPIPE.
+
+ Thread-safety: reactor thread only.
+
+ # Safety
+ `data` is NULL or points to `len` readable bytes.
+ */
+int reactor_process_write_to_child(struct reactor_process *p,
+                                   int child_fd,
+                                   const void *data,
+                                   size_t len);
+
+/*
+ Closes the parent's end of the pipe at `child_fd` (a WRITE pipe after its buffered bytes are
+ written; a pty closes for any of 0, 1, 2); `child_connection_lost` comes on a later pass. Not a
+ pipe of this child → `REACTOR_E_INVALID`; already closed → OK, no effect.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_process_close_child_fd(struct reactor_process *p, int child_fd);
+
+/*
+ Closes the pipes at 0, 2 and 1, in that order (Twisted's loseConnection); other child fds stay.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_process_lose_connection(struct reactor_process *p);
+
+/*
+ Sends `signum` to the child. A number outside 1..NSIG-1 or one the C library reserves →
+ `REACTOR_E_INVALID` (checked first); the child already reaped → `REACTOR_E_PROCESS_EXITED`.
+
+ Thread-safety: reactor thread only.
+ */
+int reactor_process_signal(struct reactor_process *p, int signum);
+
+/*
+ The child's pid: > 0 from the spawn until `process_ended` is called; 0 inside `process_ended`,
+ for a dead or made-up handle, and from another thread.
+
+ Thread-safety: reactor thread only (other threads get 0).
+ */
+int reactor_process_pid(const struct reactor_process *p);
 
 /*
  Calls `cb(r, signum, ud)` on the reactor thread, on a pass after `signum` is delivered (never in

@@ -12,6 +12,7 @@ mod callback;
 pub mod ffi;
 mod handles;
 pub mod net;
+pub mod process;
 pub mod reactor;
 pub mod status;
 mod sync;

@@ -375,3 +375,98 @@ pub const REACTOR_TEST_PANIC_NEXT_PASS: u32 = 1;
 pub const REACTOR_TEST_PANIC_AFTER_CALLBACK: u32 = 2;
 /// Points for `reactor_test_inject_panic`: inside the next reactor-thread API call.
 pub const REACTOR_TEST_PANIC_IN_CALL: u32 = 3;
+
+/// Opaque handle to a spawned child process (`reactor_spawn_process`); valid until its
+/// `process_ended` callback returns (or `reactor_free`).
+pub struct reactor_process_t {
+    _opaque: [u8; 0],
+}
+
+/// The callbacks of a process protocol (Twisted's ProcessProtocol). Every callback may be NULL. Fill
+/// with `reactor_process_protocol_init` first.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct reactor_process_protocol_t {
+    pub struct_size: u32,
+    /// First, on a later pass after the spawn.
+    pub connection_made:
+        Option<unsafe extern "C" fn(p: *mut reactor_process_t, user_data: *mut c_void)>,
+    /// Bytes the child wrote to one of its READ fds (the pty's output comes as fd 1); `data` is valid
+    /// only during the call.
+    pub child_data_received: Option<
+        unsafe extern "C" fn(
+            p: *mut reactor_process_t,
+            child_fd: c_int,
+            data: *const u8,
+            len: usize,
+            user_data: *mut c_void,
+        ),
+    >,
+    /// Once per pipe (and once for a pty, as fd 1) when it closes, from either side.
+    pub child_connection_lost: Option<
+        unsafe extern "C" fn(p: *mut reactor_process_t, child_fd: c_int, user_data: *mut c_void),
+    >,
+    /// As soon as the child is reaped, even with pipes still open. `reason` is `REACTOR_OK` for exit
+    /// status 0, else `REACTOR_E_PROCESS_TERMINATED`; `exit_code` is -1 when a signal killed it,
+    /// `term_signal` 0 when it exited.
+    pub process_exited: Option<
+        unsafe extern "C" fn(
+            p: *mut reactor_process_t,
+            reason: c_int,
+            exit_code: c_int,
+            term_signal: c_int,
+            user_data: *mut c_void,
+        ),
+    >,
+    /// Once the child is reaped and every pipe has closed (same arguments as `process_exited`); the
+    /// handle dies when it returns, then `release(user_data)` runs.
+    pub process_ended: Option<
+        unsafe extern "C" fn(
+            p: *mut reactor_process_t,
+            reason: c_int,
+            exit_code: c_int,
+            term_signal: c_int,
+            user_data: *mut c_void,
+        ),
+    >,
+}
+
+/// `reactor_child_fd_t.kind`: a pipe the child writes and the parent reads (Twisted's 'r').
+pub const REACTOR_CHILD_FD_READ: c_int = 1;
+/// `reactor_child_fd_t.kind`: a pipe the parent writes and the child reads (Twisted's 'w').
+pub const REACTOR_CHILD_FD_WRITE: c_int = 2;
+/// `reactor_child_fd_t.kind`: the parent's fd `parent_fd`, duplicated into the child.
+pub const REACTOR_CHILD_FD_INHERIT: c_int = 3;
+
+/// One entry of a child-fd map: what the child finds at fd number `child_fd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct reactor_child_fd_t {
+    pub child_fd: c_int,
+    /// `REACTOR_CHILD_FD_READ`, `_WRITE` or `_INHERIT`.
+    pub kind: c_int,
+    /// For `REACTOR_CHILD_FD_INHERIT`: the parent's open fd; ignored otherwise.
+    pub parent_fd: c_int,
+}
+
+/// Options of `reactor_spawn_process`. Fill with `reactor_spawn_options_init` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct reactor_spawn_options_t {
+    pub struct_size: u32,
+    /// NULL-terminated "NAME=value" list; NULL = an empty environment (Twisted's default).
+    pub env: *const *const c_char,
+    /// 1: the parent's environment (`env` must then be NULL).
+    pub inherit_env: c_int,
+    /// The child's working directory; NULL = the parent's.
+    pub cwd: *const c_char,
+    /// -1 = unchanged. A uid change as root also resets the supplementary groups (initgroups).
+    pub uid: i64,
+    /// -1 = unchanged.
+    pub gid: i64,
+    /// The child-fd map; NULL (with `child_fd_count` 0) = {0: WRITE, 1: READ, 2: READ}.
+    pub child_fds: *const reactor_child_fd_t,
+    pub child_fd_count: usize,
+    /// 1: the child gets a pseudo-terminal as fds 0, 1 and 2 (with `child_fds` → `REACTOR_E_INVALID`).
+    pub use_pty: c_int,
+}

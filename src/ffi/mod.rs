@@ -18,6 +18,7 @@ mod events;
 mod fd;
 mod net;
 mod pool;
+mod process;
 mod signals;
 mod threads;
 mod time;

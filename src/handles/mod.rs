@@ -51,6 +51,7 @@ pub type ConnectorTable<T> =
 pub type DatagramTable<T> = HandleTable<T, { DATAGRAM.index_bits }, { DATAGRAM.generation_bits }>;
 pub type ResolutionTable<T> =
     HandleTable<T, { RESOLUTION.index_bits }, { RESOLUTION.generation_bits }>;
+pub type ProcessTable<T> = HandleTable<T, { PROCESS.index_bits }, { PROCESS.generation_bits }>;
 
 /// The address-space layout of one handle kind.
 #[derive(Debug, Clone, Copy)]
@@ -135,8 +136,14 @@ pub(crate) const RESOLUTION: Kind = Kind {
     generation_bits: 8,
 };
 
+/// Spawned child processes (until `process_ended`): 65 536 at once.
+pub(crate) const PROCESS: Kind = Kind {
+    index_bits: 16,
+    generation_bits: 8,
+};
+
 /// Every kind the library has; their address space must fit the budget.
-pub(crate) const ALL_KINDS: [Kind; 10] = [
+pub(crate) const ALL_KINDS: [Kind; 11] = [
     REACTOR,
     DELAYED_CALL,
     ASYNC,
@@ -147,6 +154,7 @@ pub(crate) const ALL_KINDS: [Kind; 10] = [
     CONNECTOR,
     DATAGRAM,
     RESOLUTION,
+    PROCESS,
 ];
 
 /// All handle kinds together reserve at most this much address space.

@@ -21,13 +21,13 @@ const _: () = assert!(
 );
 
 /// The tag that names `reactor` (a live reactor handle).
-fn reactor_tag(reactor: usize) -> Result<u32> {
+pub(crate) fn reactor_tag(reactor: usize) -> Result<u32> {
     REACTORS
         .offset_of(reactor as *const c_void)
         .ok_or(Error::Internal)
 }
 
-fn tagged_reactor(tag: u32) -> usize {
+pub(crate) fn tagged_reactor(tag: u32) -> usize {
     REACTORS.handle_at(tag) as usize
 }
 

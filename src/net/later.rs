@@ -33,6 +33,8 @@ pub(crate) enum Later {
     StopProtocol(usize),
     /// A connected datagram port's `connection_refused`.
     ConnectionRefused(usize),
+    /// A child process's work (`crate::process`).
+    Process(usize, crate::process::ProcessWork),
 }
 
 impl ReactorTask for Later {
@@ -82,6 +84,7 @@ impl Later {
                     port.finish(reactor);
                 }
             }
+            Later::Process(handle, work) => work.run(reactor, handle),
             Later::ConnectionRefused(handle) => {
                 let port = reactor.net.borrow().datagram(handle);
                 if let Some(port) = port {

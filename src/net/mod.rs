@@ -11,7 +11,7 @@ pub mod address;
 mod bind;
 pub mod connect;
 pub mod datagram;
-mod handles;
+pub(crate) mod handles;
 pub(crate) mod later;
 pub mod listen;
 pub mod resolve;
@@ -19,7 +19,7 @@ mod slots;
 pub mod stream;
 pub mod sys;
 mod sys_datagram;
-mod write_buffer;
+pub(crate) mod write_buffer;
 
 pub use handles::{datagram_reactor, port_reactor, resolution_reactor, transport_reactor};
 
@@ -69,7 +69,7 @@ pub struct Net {
     /// Given up to accept (and close) one peer when the process is out of fds.
     spare_fd: Option<OwnedFd>,
     /// Scratch space for reads, lent to one read at a time.
-    read_buffer: Vec<u8>,
+    pub(crate) read_buffer: Vec<u8>,
     pub(crate) datagrams: HashMap<usize, Rc<datagram::DatagramPort>>,
     /// Receive buffers of datagram ports, lent to one read at a time.
     datagram_buffers: sys_datagram::DatagramBuffers,

@@ -297,6 +297,7 @@ impl Reactor {
             b"shutdown" => {
                 self.update_run(|run| run.started = false);
                 self.shutdown_sources();
+                self.shutdown_processes();
                 self.shutdown_connectors();
                 self.cancel_resolves();
                 // Stop and join the thread pool, so every worker is gone before `run` returns. Fired

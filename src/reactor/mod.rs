@@ -28,7 +28,7 @@ mod faults;
 mod host_fds;
 mod registry;
 pub mod shared;
-mod signals;
+pub(crate) mod signals;
 mod state;
 mod stats;
 mod thread_calls;
@@ -99,6 +99,8 @@ pub struct Reactor {
     pub(crate) net: RefCell<crate::net::Net>,
     /// `reactor_resolve` requests in progress (`crate::net::resolve`).
     pub(crate) resolves: RefCell<crate::net::resolve::Resolves>,
+    /// Spawned children (`crate::process`).
+    pub(crate) processes: RefCell<crate::process::Processes>,
     /// Network work for the next pass (`crate::net::later`).
     pub(crate) later: crate::net::later::LaterQueue,
     /// The reactor's end of its call queue (the one consumer).
@@ -193,6 +195,7 @@ impl Reactor {
             io_cursor: Cell::new(0),
             net: RefCell::new(Default::default()),
             resolves: RefCell::new(Default::default()),
+            processes: RefCell::new(Default::default()),
             later: Default::default(),
             call_taker: RefCell::new(call_taker),
             call_batch: RefCell::new(Vec::new()),
@@ -211,6 +214,11 @@ impl Reactor {
 
     pub fn handle(&self) -> *mut reactor_t {
         self.handle.get() as *mut reactor_t
+    }
+
+    /// Where signal handlers write to wake this reactor.
+    pub(crate) fn waker(&self) -> WakeTarget {
+        self.waker.get()
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -404,6 +412,7 @@ impl Reactor {
             return Ok(());
         }
         self.check_signals();
+        self.check_children();
         if self.stats.callbacks.get() == callbacks_at_start {
             self.run_ready_work();
         }
@@ -548,6 +557,10 @@ impl Drop for Reactor {
         // Network objects after the registry let go of them: each closes and releases on its drop.
         let net = self.net.get_mut().take_all();
         drop(net);
+        // Children are no longer watched (their pids are the host's to wait for); the SIGCHLD
+        // watch goes last, after every pipe and pidfd.
+        let (processes, sigchld) = self.processes.get_mut().take_all();
+        drop(processes);
         let timers = self.timers.get_mut().close_all();
         drop(timers);
         let sources = self.take_all_sources();
@@ -556,6 +569,7 @@ impl Drop for Reactor {
         drop(triggers);
         let signal_handlers = self.signals.get_mut().take_host_handlers();
         drop(signal_handlers);
+        drop(sigchld);
         drop(asyncs);
         let graveyard = std::mem::take(self.graveyard.get_mut());
         drop(graveyard);

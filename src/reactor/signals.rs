@@ -238,6 +238,11 @@ fn valid_host_signal(signal: c_int) -> bool {
     !refused.contains(&signal) && !reserved_by_libc(signal)
 }
 
+/// A signal number a process may be sent (API.md §8.6): 1..NSIG-1, not one the C library keeps.
+pub(crate) fn valid_signal_number(signal: c_int) -> bool {
+    signal >= 1 && (signal as usize) < MAX_SIGNAL.min(libc_nsig()) && !reserved_by_libc(signal)
+}
+
 #[cfg(target_os = "linux")]
 fn libc_nsig() -> usize {
     65
