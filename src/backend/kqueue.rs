@@ -334,7 +334,9 @@ impl Kqueue {
                 // A refused change: only failures that say the file is gone matter (a delete of a
                 // filter an fd no longer has is harmless).
                 if data != 0 && data as i32 != libc::ENOENT {
-                    if let Some(slot) = self.registered.get_mut(ident) {
+                    // Only fd filters have a slot (a watch's ident is a pid or a signal number).
+                    let fd_filter = filter == sys::EVFILT_READ || filter == sys::EVFILT_WRITE;
+                    if let Some(slot) = self.registered.get_mut(ident).filter(|_| fd_filter) {
                         *slot = None;
                     }
                     let mut event = PollEvent::new(token, REACTOR_ERROR);

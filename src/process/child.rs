@@ -33,6 +33,8 @@ const READ_SIZE: usize = 64 * 1024;
 pub enum ExitWatch {
     /// A pidfd (Linux), registered for reading.
     Pidfd(OwnedFd, Token),
+    /// The backend's own process watch (kqueue's EVFILT_PROC).
+    Backend(Token),
     /// The reactor's SIGCHLD watch, then `waitpid(pid, WNOHANG)`.
     Sigchld,
     /// Reaped.
@@ -175,8 +177,16 @@ impl Process {
         for token in tokens {
             let _ = reactor.deregister_source(token);
         }
-        if let ExitWatch::Pidfd(_, token) = self.exit_watch.replace(ExitWatch::Done) {
-            let _ = reactor.deregister_source(token);
+        self.stop_exit_watch(reactor);
+    }
+
+    /// Ends the exit watch (reaped, or no longer watched).
+    pub fn stop_exit_watch(&self, reactor: &Reactor) {
+        match self.exit_watch.replace(ExitWatch::Done) {
+            ExitWatch::Pidfd(_, token) | ExitWatch::Backend(token) => {
+                let _ = reactor.deregister_source(token);
+            }
+            ExitWatch::Sigchld | ExitWatch::Done => {}
         }
     }
 
@@ -308,9 +318,7 @@ impl Process {
         };
         let arguments = exit_arguments(exit);
         self.exit.set(Some(arguments));
-        if let ExitWatch::Pidfd(_, token) = self.exit_watch.replace(ExitWatch::Done) {
-            let _ = reactor.deregister_source(token);
-        }
+        self.stop_exit_watch(reactor);
         self.deliver_made(reactor);
         if let Some(cb) = self.protocol.process_exited {
             let (handle, ud) = (self.handle(), self.ud());

@@ -4,17 +4,19 @@
 //! One file per concern: `options` checks the arguments, `spawn` starts the child (fork+exec or
 //! posix_spawn), `sys` holds the system calls, `child` is the process object and its callbacks.
 //!
-//! How an exit is seen: a pidfd per child (Linux), registered with the backend like any internal
-//! fd; where the kernel (or valgrind) has no `pidfd_open`, the reactor watches SIGCHLD (installed
-//! with SA_RESTART before its first fork, kept until it is freed) and calls `waitpid(pid, WNOHANG)`
-//! for each of its children when one arrives. `REACTOR_CHILD_WATCH=sigchld` picks the second way
-//! (tests run both).
+//! How an exit is seen: on the kqueue backend, EVFILT_PROC (NOTE_EXIT) per child; elsewhere a
+//! pidfd per child (Linux), registered with the backend like any internal fd; where neither exists
+//! (other kernels, valgrind), the reactor watches SIGCHLD (installed with SA_RESTART before its
+//! first fork, kept until it is freed) and calls `waitpid(pid, WNOHANG)` for each of its children
+//! when one arrives. Then `waitpid(pid, WNOHANG)` reaps: never `waitpid(-1)`.
+//! `REACTOR_CHILD_WATCH=sigchld` picks the SIGCHLD way (tests run both).
 
 pub mod child;
 pub mod options;
 pub mod spawn;
 mod sys;
 
+use crate::backend::Watch;
 use crate::callback::UserData;
 use crate::handles::{HandleTable, ProcessTable};
 use crate::net::IdHash;
@@ -56,6 +58,8 @@ pub(crate) enum ProcessWork {
     ConnectionMade,
     /// A pipe closed by the host: its `child_connection_lost`.
     ChildLost(c_int),
+    /// A child whose exit the backend would not watch: reap it now.
+    Reap,
 }
 
 impl ProcessWork {
@@ -66,6 +70,7 @@ impl ProcessWork {
         match self {
             ProcessWork::ConnectionMade => process.deliver_made(reactor),
             ProcessWork::ChildLost(child_fd) => process.deliver_lost(reactor, child_fd),
+            ProcessWork::Reap => process.reap(reactor),
         }
     }
 }
@@ -73,21 +78,28 @@ impl ProcessWork {
 /// How this reactor's children's exits are seen.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum ExitMode {
+    /// The backend's own watch (kqueue's EVFILT_PROC).
+    Backend,
     Pidfd,
     Sigchld,
 }
 
-/// Whether this kernel (and not valgrind) has `pidfd_open`, and the host did not ask for SIGCHLD.
-fn exit_mode() -> ExitMode {
+/// The process-wide choice, before the backend's: SIGCHLD when asked for (`REACTOR_CHILD_WATCH`)
+/// or under valgrind (it knows neither `pidfd_open` nor, through libkqueue, EVFILT_PROC); else
+/// pidfd if the kernel has it.
+fn process_exit_mode() -> ExitMode {
     static MODE: OnceLock<ExitMode> = OnceLock::new();
     *MODE.get_or_init(|| {
         let forced = std::env::var("REACTOR_CHILD_WATCH").is_ok_and(|v| v == "sigchld");
+        if forced || sys::under_valgrind() {
+            return ExitMode::Sigchld;
+        }
         // SAFETY: plain system call.
         let pid = unsafe { libc::getpid() };
-        if !forced && sys::pidfd_open(pid).is_ok() {
+        if sys::pidfd_open(pid).is_ok() {
             ExitMode::Pidfd
         } else {
-            ExitMode::Sigchld
+            ExitMode::Backend
         }
     })
 }
@@ -137,7 +149,7 @@ impl Reactor {
             return Err(Error::Closed);
         }
         let handle = new_process(self.handle() as usize)?;
-        let mode = exit_mode();
+        let mode = self.exit_mode();
         if mode == ExitMode::Sigchld {
             self.watch_sigchld();
         }
@@ -171,10 +183,40 @@ impl Reactor {
         Ok(handle)
     }
 
+    /// This reactor's way: the backend's process watch where it has one (kqueue), else the
+    /// process-wide choice (a kernel without pidfd and a backend without a watch: SIGCHLD).
+    fn exit_mode(&self) -> ExitMode {
+        match process_exit_mode() {
+            ExitMode::Sigchld => ExitMode::Sigchld,
+            _ if self.backend_name() == "kqueue" => ExitMode::Backend,
+            ExitMode::Pidfd => ExitMode::Pidfd,
+            _ => ExitMode::Sigchld,
+        }
+    }
+
     /// Registers the pipes and the exit watch.
     fn watch_process(&self, process: &Rc<Process>, mode: ExitMode) -> Result<()> {
         process.register_pipes(self)?;
-        if mode == ExitMode::Pidfd {
+        if mode == ExitMode::Backend {
+            let source = Rc::new(ExitSource {
+                process: process.handle_value(),
+            });
+            match self.register_watch(Watch::Process(process.raw_pid()), source) {
+                Ok(token) => process.set_exit_watch(ExitWatch::Backend(token)),
+                // Already a zombie (some kernels refuse the watch then): reaped on the next pass.
+                Err(Error::Os(libc::ESRCH)) => {
+                    process.set_exit_watch(ExitWatch::Done);
+                    let _ = crate::net::later::queue(
+                        self,
+                        crate::net::later::Later::Process(
+                            process.handle_value(),
+                            ProcessWork::Reap,
+                        ),
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        } else if mode == ExitMode::Pidfd {
             let pidfd = sys::pidfd_open(process.raw_pid()).map_err(Error::Os)?;
             let source = Rc::new(ExitSource {
                 process: process.handle_value(),

@@ -8,7 +8,7 @@
 
 use super::Reactor;
 use super::host_fds::HostFd;
-use crate::backend::{Interest, PollEvent, Token};
+use crate::backend::{Interest, PollEvent, Token, Watch};
 use crate::status::{Error, Result};
 use std::os::raw::c_int;
 use std::rc::Rc;
@@ -44,9 +44,12 @@ impl Handler {
 
 struct Entry {
     generation: u32,
+    /// -1 for a watch.
     fd: c_int,
     interest: Interest,
     handler: Option<Handler>,
+    /// A non-fd event the backend watches natively (kqueue's EVFILT_PROC), instead of an fd.
+    watch: Option<Watch>,
 }
 
 #[derive(Default)]
@@ -88,6 +91,35 @@ impl Registry {
         if self.token_for_fd(fd).is_some() {
             return Err((Error::Busy, handler));
         }
+        let token = self.allocate(fd, interest, handler, None)?;
+        if self.by_fd.len() <= fd_index {
+            self.by_fd.resize(fd_index + 1, 0);
+        }
+        self.by_fd[fd_index] = token.index() + 1;
+        Ok(token)
+    }
+
+    /// Adds a source for a non-fd watch (the caller starts the watch with the backend).
+    pub fn insert_watch(
+        &mut self,
+        watch: Watch,
+        handler: Handler,
+    ) -> std::result::Result<Token, (Error, Handler)> {
+        self.allocate(-1, Interest::READ, handler, Some(watch))
+    }
+
+    /// The watch of a watch source (`None` for fd sources and stale tokens).
+    pub fn watch(&self, token: Token) -> Option<Watch> {
+        self.entry(token)?.watch
+    }
+
+    fn allocate(
+        &mut self,
+        fd: c_int,
+        interest: Interest,
+        handler: Handler,
+        watch: Option<Watch>,
+    ) -> std::result::Result<Token, (Error, Handler)> {
         let index = match self.free.pop() {
             Some(index) => index as usize,
             None if self.entries.len() < MAX_ENTRIES => {
@@ -96,6 +128,7 @@ impl Registry {
                     fd: -1,
                     interest: Interest::default(),
                     handler: None,
+                    watch: None,
                 });
                 self.entries.len() - 1
             }
@@ -108,12 +141,8 @@ impl Registry {
         entry.fd = fd;
         entry.interest = interest;
         entry.handler = Some(handler);
-        if self.by_fd.len() <= fd_index {
-            self.by_fd.resize(fd_index + 1, 0);
-        }
-        let token = Token::new(index as u32, entry.generation);
-        self.by_fd[fd_index] = token.index() + 1;
-        Ok(token)
+        entry.watch = watch;
+        Ok(Token::new(index as u32, entry.generation))
     }
 
     fn entry(&self, token: Token) -> Option<&Entry> {
@@ -157,10 +186,12 @@ impl Registry {
         let fd = entry.fd;
         entry.generation = entry.generation.wrapping_add(1);
         entry.fd = -1;
+        entry.watch = None;
         if matches!(handler, Handler::Host(_)) {
             self.host_count -= 1;
         }
-        if let Some(slot) = self.by_fd.get_mut(fd as usize)
+        if let Ok(fd_index) = usize::try_from(fd)
+            && let Some(slot) = self.by_fd.get_mut(fd_index)
             && *slot == token.index() + 1
         {
             *slot = 0;
@@ -169,13 +200,23 @@ impl Registry {
         Some((fd, handler))
     }
 
-    /// Every registration: fd, token and what it wants (to re-add them to a new backend).
+    /// Every fd registration: fd, token and what it wants (to re-add them to a new backend).
     pub fn registrations(&self) -> Vec<(c_int, Token, Interest)> {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.handler.is_some())
+            .filter(|(_, e)| e.handler.is_some() && e.watch.is_none())
             .map(|(i, e)| (e.fd, Token::new(i as u32, e.generation), e.interest))
+            .collect()
+    }
+
+    /// Tokens of watch sources.
+    pub fn watch_tokens(&self) -> Vec<Token> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.handler.is_some() && e.watch.is_some())
+            .map(|(i, e)| Token::new(i as u32, e.generation))
             .collect()
     }
 
@@ -217,6 +258,23 @@ impl Reactor {
             .map_err(|(e, _)| e)?;
         super::stats::bump(&self.stats.backend_ctl_calls);
         let added = self.backend.borrow_mut().add_owned(fd, token, interest);
+        if let Err(e) = added {
+            self.sources.borrow_mut().remove(token);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// Registers an internal source for a non-fd watch; `Error::Unsupported` where the backend has
+    /// no native form of it.
+    pub fn register_watch(&self, watch: Watch, source: Rc<dyn Source>) -> Result<Token> {
+        let token = self
+            .sources
+            .borrow_mut()
+            .insert_watch(watch, Handler::Internal(source))
+            .map_err(|(e, _)| e)?;
+        super::stats::bump(&self.stats.backend_ctl_calls);
+        let added = self.backend.borrow_mut().add_watch(watch, token);
         if let Err(e) = added {
             self.sources.borrow_mut().remove(token);
             return Err(e);
@@ -268,14 +326,24 @@ impl Reactor {
     }
 
     pub(super) fn drop_source(&self, token: Token) {
+        let watch = self.sources.borrow().watch(token);
         let removed = self.sources.borrow_mut().remove(token);
         let Some((fd, handler)) = removed else {
             return;
         };
         super::stats::bump(&self.stats.backend_ctl_calls);
-        // The fd may already be closed; nothing to undo then.
-        let _ = self.backend.borrow_mut().remove(fd);
+        self.backend_forget(fd, watch);
         self.retire_handler(handler);
+    }
+
+    /// Ends the backend's registration of an fd or a watch. The fd may already be closed, the
+    /// watched process gone: nothing to undo then.
+    fn backend_forget(&self, fd: c_int, watch: Option<Watch>) {
+        let mut backend = self.backend.borrow_mut();
+        let _ = match watch {
+            Some(watch) => backend.remove_watch(watch),
+            None => backend.remove(fd),
+        };
     }
 
     fn retire_handler(&self, handler: Handler) {
@@ -322,12 +390,15 @@ impl Reactor {
             let sources = self.sources.borrow();
             let mut all = sources.host_tokens();
             all.extend(sources.internal_tokens());
+            all.extend(sources.watch_tokens());
             all
         };
         let mut handlers = Vec::new();
         for token in tokens {
-            if let Some((fd, handler)) = self.sources.borrow_mut().remove(token) {
-                let _ = self.backend.borrow_mut().remove(fd);
+            let watch = self.sources.borrow().watch(token);
+            let removed = self.sources.borrow_mut().remove(token);
+            if let Some((fd, handler)) = removed {
+                self.backend_forget(fd, watch);
                 handlers.push(handler);
             }
         }
