@@ -328,7 +328,7 @@ pub fn find_program(name: &[u8], elsewhere: bool) -> Result<CString, Errno> {
         return Ok(path);
     }
     let search = std::env::var_os("PATH")
-        .map(|p| std::os::unix::ffi::OsStringExt::into_vec(p))
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
         .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
     let mut denied = false;
     for dir in search.split(|&b| b == b':') {
