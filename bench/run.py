@@ -9,6 +9,7 @@
     python3 bench/run.py --only closure --runs 3 --no-write  # call_from_thread with a malloc'd closure
     python3 bench/run.py --only net --out /tmp/n.md     # transports: pingpong, pump, churn, idle
     python3 bench/run.py --only udp --quick --no-write  # datagram ports: UDP echo, UDP receive flood
+    python3 bench/run.py --only spawn --runs 5 --no-write  # child processes vs uv_spawn
 
 libreactor is found, in this order:
   1. $REACTOR_PREFIX: an install prefix (PKG_CONFIG_PATH=$REACTOR_PREFIX/lib/pkgconfig, pkg-config
@@ -63,15 +64,19 @@ PROGRAMS = {
         "libevent": "bench_udp_libevent.c",
         "floor": "bench_udp_floor.c",
     },
+    # child processes (API.md §8.1) against uv_spawn; shared code in spawn_common.h
+    "spawn": {"libreactor": "bench_spawn_reactor.c", "libuv": "bench_spawn_libuv.c"},
 }
 NET_SHAPES = ["pingpong_tcp", "pingpong_unix", "pump_tcp", "pump_unix", "churn_1", "churn_100", "idle"]
 UDP_SHAPES = ["udp_echo_1", "udp_echo_32", "udp_flood"]
+SPAWN_SHAPES = ["spawn_true", "spawn_capture"]
 PROGRAM_OF_SHAPE = {
     "queuework": "queuework",
     "queuework_window": "queuework",
     "queuework_serial": "queuework",
     **{shape: "net" for shape in NET_SHAPES},
     **{shape: "udp" for shape in UDP_SHAPES},
+    **{shape: "spawn" for shape in SPAWN_SHAPES},
 }
 
 # program shape -> (full params, quick params)
@@ -97,6 +102,8 @@ SHAPES = {
     "udp_echo_1": (["n=100000"], ["n=10000"]),
     "udp_echo_32": (["n=100000"], ["n=10000"]),
     "udp_flood": (["n=1000000"], ["n=100000"]),
+    "spawn_true": (["n=1000"], ["n=100"]),
+    "spawn_capture": (["n=1000"], ["n=100"]),
 }
 # names accepted by --only -> program shapes
 GROUPS = {
@@ -119,6 +126,9 @@ GROUPS = {
     "udp": list(UDP_SHAPES),
     "udp_echo": ["udp_echo_1", "udp_echo_32"],
     "udp_flood": ["udp_flood"],
+    "spawn": list(SPAWN_SHAPES),
+    "spawn_true": ["spawn_true"],
+    "spawn_capture": ["spawn_capture"],
 }
 
 # rows of the report: (shape, metric, label, unit shown, direction) ; direction "up" = higher is
@@ -157,6 +167,12 @@ ROWS = [
     ("udp_flood", "rate", "UDP flood: 1M 64 B datagrams from a blocking sender thread, received",
      "datagrams/loop-CPU-s", "up"),
     ("udp_flood", "loss_pct", "UDP flood: datagrams dropped by the kernel (4 MiB SO_RCVBUF)", "% of sent", None),
+    ("spawn_true", "rate", "spawn + reap /bin/true, 1000 in a row", "procs/s (wall)", "up"),
+    ("spawn_capture", "rate", "spawn /bin/echo hi, stdout read through a pipe until EOF, reap; 1000 in a row",
+     "procs/s (wall)", "up"),
+    ("spawn_true", "cpu_per_proc", "spawn /bin/true: CPU of the spawning process per child", "CPU us/proc", None),
+    ("spawn_capture", "cpu_per_proc", "spawn with stdout captured: CPU of the spawning process per child",
+     "CPU us/proc", None),
 ]
 # metrics that must be zero/absent; anything else is reported as a problem
 SANITY = ["missing", "order_errors", "send_errors", "failures"]
@@ -710,6 +726,22 @@ sockets), pipes and eventfds are used; every program has a watchdog.
   and a `recvfrom` loop of at most 32 datagrams per readiness event (libuv's own bound), `sendto`.
   Floor: `recvmmsg` batches of 64 (again while a batch comes back full), echoes and client sends
   batched with `sendmmsg`.
+- **processes** (libreactor and libuv only; programs `bench_spawn_<lib>.c`, shared code in
+  `spawn_common.h`): 1000 children in a row, each spawned from the callback that says the previous one
+  has ended; the same argv, an empty environment and the parent's directory for both libraries.
+  *spawn + reap*: `/bin/true` with fds 0, 1 and 2 all the program's one `/dev/null` (libreactor: a
+  child-fd map of three `REACTOR_CHILD_FD_INHERIT` entries; libuv: three `UV_INHERIT_FD`); ended =
+  `process_ended` / `exit_cb` and `uv_close` of the process handle. *stdout captured*: `/bin/echo hi`
+  with `/dev/null` as 0 and 2 and a pipe as 1 (libreactor: `REACTOR_CHILD_FD_READ`; libuv:
+  `UV_CREATE_PIPE | UV_WRITABLE_PIPE` into a `uv_pipe_t` read until `UV_EOF`, then closed), the 3 bytes
+  checked; ended = reaped and the pipe closed (`process_ended`; libuv: both close callbacks). Rate =
+  children / wall time from the first spawn to the last end — wall clock, not CPU, because most of
+  the cost is in the kernel (fork or vfork, exec, exit, wait) and in the child, not in the spawning
+  process; the spawning process's own CPU per child is shown for information. libreactor spawns
+  with `posix_spawn` (glibc: `clone(CLONE_VFORK)`) when the request allows it, else fork + exec
+  (`REACTOR_SPAWN_FORK=1` forces fork), and reaps through a pidfd; libuv 1.44 forks + execs and reaps
+  on SIGCHLD. The benchmark process is small, so fork's page-table copy is cheap here; a host with a
+  large heap pays more for it.
 - **floor**: the same shapes on raw syscalls (binary heap + `epoll_wait` timeout; plain epoll;
   eventfd + mutex queue; atomic flag + eventfd; `recvmmsg`/`sendmmsg`), a lower bound for an event
   loop on this machine.

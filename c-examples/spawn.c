@@ -157,8 +157,8 @@ int main(int argc, char **argv) {
     static const char *const sh_argv[] = {"sh", "-c", "echo oops >&2; exit 3", NULL};
     static const char *const sleep_argv[] = {"sleep", "30", NULL};
     child_t children[] = {
-        {.name = "tr", .input = "hello, child\n", .want_reason = REACTOR_OK, .want_out = "HELLO, CHILD\n",
-         .want_err = ""},
+        {.name = "tr", .input = "hello, child\n", .want_reason = REACTOR_OK,
+         .want_out = "HELLO, CHILD\n", .want_err = ""},
         {.name = "sh", .want_reason = REACTOR_E_PROCESS_TERMINATED, .want_exit_code = 3,
          .want_out = "", .want_err = "oops\n"},
         {.name = "sleep", .kill_with = SIGTERM, .want_reason = REACTOR_E_PROCESS_TERMINATED,
