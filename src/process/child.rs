@@ -166,7 +166,8 @@ impl Process {
         Ok(())
     }
 
-    /// Unregisters every pipe (a spawn that failed after the child started).
+    /// Takes every pipe and the exit watch out of the backend (a spawn that failed after the child
+    /// started, or `reactor_free`: before the fds close).
     pub fn unregister_all(&self, reactor: &Reactor) {
         let tokens: Vec<Token> = self
             .pipes

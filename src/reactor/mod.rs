@@ -560,6 +560,10 @@ impl Drop for Reactor {
         // Children are no longer watched (their pids are the host's to wait for); the SIGCHLD
         // watch goes last, after every pipe and pidfd.
         let (processes, sigchld) = self.processes.get_mut().take_all();
+        for process in &processes {
+            // Out of the backend before their fds close (the numbers may be reused at once).
+            process.unregister_all(self);
+        }
         drop(processes);
         let timers = self.timers.get_mut().close_all();
         drop(timers);

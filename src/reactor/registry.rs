@@ -424,14 +424,22 @@ mod tests {
             .unwrap();
         assert_eq!(registry.watch(watch), Some(Watch::Process(4242)));
         assert_eq!(registry.watch(fd_source), None);
-        assert_eq!(registry.token_for_fd(0), Some(fd_source), "fd 0 is not the watch's");
+        assert_eq!(
+            registry.token_for_fd(0),
+            Some(fd_source),
+            "fd 0 is not the watch's"
+        );
         assert_eq!(registry.watch_tokens(), vec![watch]);
         assert_eq!(registry.host_tokens(), vec![fd_source]);
         let fds: Vec<c_int> = registry.registrations().iter().map(|r| r.0).collect();
         assert_eq!(fds, vec![0]);
         let (fd, _) = registry.remove(watch).unwrap();
         assert_eq!(fd, -1);
-        assert_eq!(registry.token_for_fd(0), Some(fd_source), "removal left fd 0 alone");
+        assert_eq!(
+            registry.token_for_fd(0),
+            Some(fd_source),
+            "removal left fd 0 alone"
+        );
         assert!(registry.watch_tokens().is_empty());
         assert_eq!(registry.watch(watch), None, "stale token");
     }
