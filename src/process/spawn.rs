@@ -202,8 +202,14 @@ fn fork_exec(request: &Request, pipes: &Pipes) -> Result<libc::pid_t, c_int> {
     }
     drop(report_write);
     match sys::read_report(report_read.as_raw_fd()) {
-        None => Ok(pid),
-        Some(errno) => {
+        Ok(None) => Ok(pid),
+        Ok(Some(errno)) => {
+            sys::wait_blocking(pid);
+            Err(errno)
+        }
+        Err(errno) => {
+            // Whether exec worked is unknown: the child is stopped rather than half reported.
+            let _ = sys::kill(pid, libc::SIGKILL);
             sys::wait_blocking(pid);
             Err(errno)
         }

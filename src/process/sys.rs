@@ -111,8 +111,10 @@ pub fn is_open(fd: RawFd) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }
 
-/// Reads the child's exec report: None when the pipe closed empty (exec worked), else the errno.
-pub fn read_report(fd: RawFd) -> Option<Errno> {
+/// Reads the child's exec report: `Ok(None)` when the pipe closed empty (exec worked), `Ok(Some)`
+/// with the child's errno, `Err` when the pipe itself failed (then nobody knows: the caller stops
+/// the child).
+pub fn read_report(fd: RawFd) -> Result<Option<Errno>, Errno> {
     let mut bytes = [0u8; 4];
     let mut got = 0;
     while got < bytes.len() {
@@ -122,10 +124,14 @@ pub fn read_report(fd: RawFd) -> Option<Errno> {
             0 => break,
             n if n > 0 => got += n as usize,
             _ if errno() == libc::EINTR => continue,
-            _ => break,
+            _ => return Err(errno()),
         }
     }
-    (got == bytes.len()).then(|| Errno::from_ne_bytes(bytes))
+    match got {
+        0 => Ok(None),
+        4 => Ok(Some(Errno::from_ne_bytes(bytes))),
+        _ => Err(libc::EIO),
+    }
 }
 
 /// Waits for `pid` (a child whose exec failed: it exits at once).
