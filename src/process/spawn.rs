@@ -378,6 +378,28 @@ fn extensions() -> Option<&'static SpawnExtensions> {
         .as_ref()
 }
 
+/// glibc's `sigfillset` leaves out the two signals it keeps for itself (32 and 33), and its
+/// posix_spawn then sets them to SIG_IGN in the child, which exec keeps. The child must start with
+/// every disposition at its default (API.md §8.1): their bits are set by hand (glibc's child reads
+/// the set with its unchecked `__sigismember`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn include_libc_signals(set: &mut libc::sigset_t) {
+    // SAFETY: glibc's sigset_t is an array of unsigned longs, bit (signal - 1) per signal.
+    let words = unsafe {
+        std::slice::from_raw_parts_mut(
+            (set as *mut libc::sigset_t).cast::<libc::c_ulong>(),
+            std::mem::size_of::<libc::sigset_t>() / std::mem::size_of::<libc::c_ulong>(),
+        )
+    };
+    let bits = libc::c_ulong::BITS as usize;
+    for signal in [32usize, 33] {
+        words[(signal - 1) / bits] |= 1 << ((signal - 1) % bits);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn include_libc_signals(_set: &mut libc::sigset_t) {}
+
 /// Child fds above this go through fork (each fd below the highest target that is not a target
 /// costs one close action).
 const FAST_PATH_MAX_TARGET: c_int = 64;
@@ -437,6 +459,7 @@ fn fast_path(request: &Request, pipes: &Pipes) -> Option<Result<libc::pid_t, c_i
         libc::sigemptyset(&mut empty);
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
+        include_libc_signals(&mut all);
         ok &= libc::posix_spawnattr_setsigmask(&mut attr, &empty) == 0;
         ok &= libc::posix_spawnattr_setsigdefault(&mut attr, &all) == 0;
         ok &= libc::posix_spawnattr_setflags(

@@ -80,9 +80,6 @@ pub fn socket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
             )
         };
     }
-    // The child only reads its end: nothing it writes there would ever be read.
-    // SAFETY: plain system call on our own socket.
-    unsafe { libc::shutdown(theirs.as_raw_fd(), libc::SHUT_WR) };
     Ok((ours, theirs))
 }
 
