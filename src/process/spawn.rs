@@ -300,11 +300,9 @@ unsafe fn fail(report: RawFd) -> ! {
 unsafe fn reset_signals() {
     // SAFETY: zeroed sigaction/sigset structs are valid; plain system calls.
     unsafe {
-        let mut default: libc::sigaction = std::mem::zeroed();
-        default.sa_sigaction = libc::SIG_DFL;
         for signal in 1..sys::signal_limit() {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::sigaction(signal, &default, std::ptr::null_mut());
+                sys::default_disposition(signal);
             }
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();

@@ -265,6 +265,37 @@ pub fn signal_limit() -> c_int {
     if cfg!(target_os = "linux") { 65 } else { 32 }
 }
 
+/// Sets `signal`'s disposition to SIG_DFL. On Linux through the raw system call: glibc's
+/// `sigaction` refuses its own signals 32 and 33, which a parent started by glibc's posix_spawn
+/// may ignore (and exec keeps that). An all-zero kernel sigaction is SIG_DFL with no flags and an
+/// empty mask on every architecture.
+///
+/// # Safety
+/// Changes the calling process's signal state (call in a freshly forked child only).
+pub unsafe fn default_disposition(signal: c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        let zeroed = [0u64; 8];
+        // SAFETY: a readable all-zero kernel sigaction; the old one is not asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                zeroed.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: a zeroed sigaction with SIG_DFL; plain system call.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &default, std::ptr::null_mut());
+    }
+}
+
 /// Closes `low..=high` (in a freshly forked child): `close_range` where the kernel has it, else one
 /// `close` per fd below `open_max`.
 ///
