@@ -271,6 +271,7 @@ unsafe fn child_main(plan: &mut ChildPlan<'_>, report: RawFd) -> ! {
         {
             fail(report);
         }
+        reset_libc_signals();
         libc::execve(
             plan.program.as_ptr(),
             plan.argv.as_ptr(),
@@ -293,7 +294,9 @@ unsafe fn fail(report: RawFd) -> ! {
     }
 }
 
-/// Default dispositions for every signal and an empty mask (the child starts clean).
+/// Default dispositions for every signal and an empty mask (the child starts clean). The C
+/// library's own signals (glibc: 32 and 33) keep their handlers until `reset_libc_signals`, right
+/// before exec: `setuid`/`setgid` may still need them (glibc's setxid broadcast).
 ///
 /// # Safety
 /// Async-signal-safe; changes the calling process's signal state (call in the child only).
@@ -301,13 +304,27 @@ unsafe fn reset_signals() {
     // SAFETY: zeroed sigaction/sigset structs are valid; plain system calls.
     unsafe {
         for signal in 1..sys::signal_limit() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP && !sys::kept_by_libc(signal) {
                 sys::default_disposition(signal);
             }
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// The C library's own signals to the default, right before exec: a host started by glibc's
+/// posix_spawn (as `cargo test` starts its tests) ignores them, and exec keeps an ignored signal.
+///
+/// # Safety
+/// As `reset_signals`; call after the last `setuid`/`setgid`.
+unsafe fn reset_libc_signals() {
+    for signal in 1..sys::signal_limit() {
+        if sys::kept_by_libc(signal) {
+            // SAFETY: the caller's contract.
+            unsafe { sys::default_disposition(signal) };
+        }
     }
 }
 

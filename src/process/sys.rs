@@ -265,10 +265,21 @@ pub fn signal_limit() -> c_int {
     if cfg!(target_os = "linux") { 65 } else { 32 }
 }
 
-/// Sets `signal`'s disposition to SIG_DFL. On Linux through the raw system call: glibc's
-/// `sigaction` refuses its own signals 32 and 33, which a parent started by glibc's posix_spawn
-/// may ignore (and exec keeps that). An all-zero kernel sigaction is SIG_DFL with no flags and an
-/// empty mask on every architecture.
+/// The C library's own signals (glibc: 32 and 33, below SIGRTMIN), which its `sigaction` refuses
+/// (a sanitizer's `sigaction` may not).
+pub fn kept_by_libc(signal: c_int) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return (32..libc::SIGRTMIN()).contains(&signal);
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    return {
+        let _ = signal;
+        false
+    };
+}
+
+/// Sets `signal`'s disposition to SIG_DFL. On Linux through the raw system call, which also takes
+/// the C library's own signals. An all-zero kernel sigaction is SIG_DFL with no flags and an empty
+/// mask on every architecture.
 ///
 /// # Safety
 /// Changes the calling process's signal state (call in a freshly forked child only).
