@@ -2,6 +2,7 @@
 #
 #   make demo      build, install into build/prefix, compile c-examples/demo.c with pkg-config, run it
 #   make test      the whole suite (scripts/test.sh)
+#   make swift     the Swift binding's build and tests (scripts/swift.sh test); make swift-demo its demo
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make abi-baseline  regenerate the committed ABI baseline abi/libreactor.so.0.abi (tests/abi.rs)
 #
@@ -19,7 +20,7 @@ STAGE    := $(CURDIR)/build/prefix
 PKGCONF  := PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config
 EXAMPLES := $(wildcard c-examples/*.c)
 
-.PHONY: all install stage demo examples test bench header abi-baseline deps clean loom tsan
+.PHONY: all install stage demo examples test bench header abi-baseline deps clean loom tsan swift swift-demo
 
 all:
 	$(CARGO) build --release
@@ -50,6 +51,15 @@ test:
 # The loom model of the waker handshake (also part of `make test`).
 loom:
 	scripts/loom.sh
+
+# The Swift binding (bindings/swift): swift build + swift test per backend + the demo, against build/prefix
+# (part of `make test`; without swift on PATH, in a Debian trixie chroot that scripts/swift.sh caches).
+swift: stage
+	scripts/swift.sh test "$(STAGE)"
+
+# The Swift demo (timers, a worker thread, an echo server).
+swift-demo: stage
+	scripts/swift.sh demo "$(STAGE)"
 
 # ThreadSanitizer: the Rust tests and the threaded C tests against a TSan build (nightly; part of `make test`).
 tsan:

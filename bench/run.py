@@ -440,6 +440,7 @@ def main():
     report = render(args, runs, shapes, libs, med, samples, problems, notes, infos, other_load)
     report += go_binding_section()
     report += python_binding_section()
+    report += swift_binding_section()
     report += kqueue_section()
     print(report)
     raw = {"%s|%s|%s" % k: v for k, v in samples.items()}
@@ -482,6 +483,23 @@ def python_binding_section():
         lines = f.read().splitlines()
     out = ["", "## Python binding (bindings/python): Twisted on libreactor vs EPollReactor", "",
            "Included from `bindings/python/BENCHMARKS.md` (measured with `scripts/python.sh bench`, "
+           "not by run.py).", ""]
+    for line in lines[1:]:
+        out.append("#" + line if line.startswith("#") else line)
+    return "\n".join(out) + "\n"
+
+SWIFT_NOTES = os.path.join(ROOT, "bindings", "swift", "BENCHMARKS.md")
+
+
+def swift_binding_section():
+    """The Swift binding's per-call costs (measured by bindings/swift/Examples/bench through
+    `scripts/swift.sh bench`, kept in bindings/swift), included like the Go section."""
+    if not os.path.exists(SWIFT_NOTES):
+        return ""
+    with open(SWIFT_NOTES) as f:
+        lines = f.read().splitlines()
+    out = ["", "## Swift binding (bindings/swift): cost per crossing", "",
+           "Included from `bindings/swift/BENCHMARKS.md` (measured with `scripts/swift.sh bench`, "
            "not by run.py).", ""]
     for line in lines[1:]:
         out.append("#" + line if line.startswith("#") else line)

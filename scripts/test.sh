@@ -22,9 +22,13 @@
 #                                 backend, Twisted's own reactor tests on our Twisted reactor next to
 #                                 EPollReactor (per backend; any test passing there and not here fails
 #                                 the run), and pip/wheel installs into fresh virtual environments
+#   9. bindings/swift             scripts/swift.sh test against the same install: swift build (warnings
+#                                 are errors), swift test per backend and the demo; without a swift on
+#                                 PATH in a Debian trixie chroot with swiftlang that the script caches
+#                                 in ~/.cache/libreactor/swift-trixie (~4 min and 2.7 GB the first time)
 # Ends with "N passed, 0 failed" (Rust tests counted from cargo's "test result:" lines, plus one per
 # example run, plus Go tests counted from `go test -v`'s "--- PASS" lines and one per Go example run,
-# plus the Python count that scripts/python.sh prints).
+# plus the Python count that scripts/python.sh prints, plus the Swift count that scripts/swift.sh prints).
 # Any failure stops the script with a non-zero exit status before that line.
 set -euo pipefail
 
@@ -222,10 +226,18 @@ if [ -z "$python_passed" ]; then
     exit 1
 fi
 
+step "Swift binding (bindings/swift) against the installed prefix"
+scripts/swift.sh test "$WORK/prefix" 2>&1 | tee "$WORK/swift.log"
+swift_passed=$(awk '/^swift: [0-9]+ passed$/ { print $2 }' "$WORK/swift.log")
+if [ -z "$swift_passed" ]; then
+    echo "test.sh: the Swift binding's tests failed" >&2
+    exit 1
+fi
+
 echo
 for target in ${cross_skipped[@]+"${cross_skipped[@]}"}; do
     loud_skip "could not install target $target; cross-target clippy not run for it"
 done
 if [ -n "$kqueue_skipped" ]; then loud_skip "$kqueue_skipped"; fi
-echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed; python: $python_passed passed"
-echo "$((rust_passed + examples_passed + go_passed + python_passed)) passed, 0 failed"
+echo "rust tests: $rust_passed passed; example runs: $examples_passed passed; go tests and example runs: $go_passed passed; python: $python_passed passed; swift: $swift_passed passed"
+echo "$((rust_passed + examples_passed + go_passed + python_passed + swift_passed)) passed, 0 failed"
