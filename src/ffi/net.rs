@@ -819,10 +819,7 @@ pub unsafe extern "C" fn reactor_connect_tcp(
         let protocol = unsafe { read_protocol(proto) }?;
         // SAFETY: as above.
         let (timeout, bind) = unsafe { read_connect_options(opts) }?;
-        if host.is_empty() {
-            return Err(Error::Invalid);
-        }
-        if port == 0 {
+        if host.is_empty() || port == 0 {
             return Err(Error::InvalidAddress);
         }
         let destination = Destination::Tcp {

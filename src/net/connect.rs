@@ -372,9 +372,31 @@ impl Connector {
         }
         *self.attempt.borrow_mut() = Attempt::Idle;
         if let Some(cb) = self.spec.protocol.connection_failed {
+            // A host without a handle (it never asked for one, or released it) still gets a usable
+            // connector for the callback (API.md §6.7): a handle that dies when it returns.
+            let lent = (self.handle.get() == 0)
+                .then(|| {
+                    CONNECTORS.insert(Box::new(HandleEntry {
+                        reactor: reactor.handle() as usize,
+                        shared: reactor.shared.clone(),
+                        id: self.id,
+                    }))
+                })
+                .and_then(|inserted| inserted.ok())
+                .map(|h| h as usize);
+            if let Some(lent) = lent {
+                self.handle.set(lent);
+            }
             let handle = self.handle.get() as *mut reactor_connector_t;
             let ud = self.ud();
             reactor.invoke(|| call_connection_failed(cb, handle, reason, ud));
+            if let Some(lent) = lent {
+                // Released inside the callback: `host_released` has already reset the handle.
+                if self.handle.get() == lent {
+                    self.handle.set(0);
+                }
+                drop(CONNECTORS.remove(lent as *const c_void));
+            }
         }
         self.release_if_done(reactor);
     }

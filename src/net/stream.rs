@@ -695,13 +695,17 @@ impl Transport {
         let half_close = self.protocol.read_connection_lost;
         let write_closed = self.state.borrow().write_closed;
         match half_close {
-            Some(cb) if !write_closed => {
+            Some(cb) => {
                 self.state.borrow_mut().read_closed = true;
                 self.update_interest(reactor);
                 let ud = self.ud();
                 reactor.invoke(|| call_transport(cb, self.handle(), ud));
+                // Both directions are closed now: the connection ends (API.md §6.7).
+                if write_closed {
+                    self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int);
+                }
             }
-            _ => self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int),
+            None => self.end_with(reactor, reactor_status_t::REACTOR_OK as c_int),
         }
     }
 

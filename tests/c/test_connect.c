@@ -54,6 +54,7 @@ static reactor_port_t *listen_echo(reactor_t *r, uint16_t *port) {
 typedef struct {
   int made, lost, lost_reason, failed, failed_reason, releases, inside, echoed;
   int reconnects_left, lose_on_echo;
+  int state_in_failed; /* reactor_connector_state inside connection_failed */
   reactor_transport_t *t;
   reactor_connector_t *c_seen;
   reactor_address_t peer_seen;
@@ -89,6 +90,7 @@ static void cl_failed(reactor_connector_t *conn, int reason, void *ud) {
   c->failed++;
   c->failed_reason = reason;
   c->c_seen = conn;
+  c->state_in_failed = conn ? reactor_connector_state(conn) : -1;
   if (c->reconnects_left > 0 && conn) {
     c->reconnects_left--;
     CHECK_EQ(reactor_connector_state(conn), REACTOR_CONNECTOR_DISCONNECTED);
@@ -185,8 +187,11 @@ static void test_connect_and_release(void) {
   CHECK_EQ(d.releases, 1);
 
   SECTION("refused, DNS failure, localhost, bind_host");
-  client_t refused = {0}, dns = {0}, local = {0}, bound = {0};
+  client_t refused = {0}, dns = {0}, local = {0}, bound = {0}, again = {0};
   CHECK_OK(reactor_connect_tcp(r, "127.0.0.1", closed_port(), NULL, &p, &refused, cl_release, NULL));
+  /* no handle asked for, yet the connector in connection_failed is usable there (API.md §6.7) */
+  again.reconnects_left = 1;
+  CHECK_OK(reactor_connect_tcp(r, "127.0.0.1", closed_port(), NULL, &p, &again, cl_release, NULL));
   CHECK_OK(reactor_connect_tcp(r, IMPOSSIBLE, 80, NULL, &p, &dns, cl_release, NULL));
   local.lose_on_echo = 1;
   CHECK_OK(reactor_connect_tcp(r, "localhost", port, NULL, &p, &local, cl_release, NULL));
@@ -197,12 +202,18 @@ static void test_connect_and_release(void) {
   bound.lose_on_echo = 1;
   CHECK_OK(reactor_connect_tcp(r, "127.0.0.1", port, &o, &p, &bound, cl_release, NULL));
   drive(r, &refused.failed, 1, "the refused attempt");
+  drive(r, &again.failed, 2, "the refused attempt and its reconnect");
   drive(r, &dns.failed, 1, "the DNS failure");
   drive(r, &local.lost, 1, "the localhost connection");
   drive(r, &bound.lost, 1, "the bound connection");
   CHECK_EQ(refused.failed_reason, REACTOR_E_CONNECTION_REFUSED);
   CHECK_EQ(refused.releases, 1);
-  CHECK(refused.c_seen == NULL);
+  CHECK(refused.c_seen != NULL);
+  CHECK_EQ(refused.state_in_failed, REACTOR_CONNECTOR_DISCONNECTED);
+  CHECK_RC(reactor_connector_connect(refused.c_seen), REACTOR_E_INVALID); /* dead after it */
+  CHECK_EQ(again.failed, 2);
+  CHECK_EQ(again.releases, 1);
+  CHECK_EQ(again.reconnects_left, 0);
   CHECK_EQ(dns.failed_reason, REACTOR_E_DNS);
   CHECK_EQ(local.made, 1);
   CHECK_EQ(bound.made, 1);
@@ -391,7 +402,8 @@ static void test_bad_input(void) {
   client_t c = {0};
   reactor_connector_t *conn = NULL;
   CHECK_RC(reactor_connect_tcp(r, NULL, 80, NULL, &p, &c, cl_release, &conn), REACTOR_E_INVALID);
-  CHECK_RC(reactor_connect_tcp(r, "", 80, NULL, &p, &c, cl_release, &conn), REACTOR_E_INVALID);
+  CHECK_RC(reactor_connect_tcp(r, "", 80, NULL, &p, &c, cl_release, &conn),
+           REACTOR_E_INVALID_ADDRESS);
   CHECK_RC(reactor_connect_tcp(r, "127.0.0.1", 80, NULL, NULL, &c, cl_release, &conn),
            REACTOR_E_INVALID);
   CHECK_RC(reactor_connect_tcp(r, "127.0.0.1", 0, NULL, &p, &c, cl_release, &conn),

@@ -448,6 +448,15 @@ static void reply_and_half_close(reactor_transport_t *t) {
   CHECK_RC(reactor_transport_lose_write_connection(t), REACTOR_E_CLOSED);
 }
 
+/* The peer reads our half-close first, then sends and half-closes its side. */
+static void late_fin_script(int fd) {
+  int err;
+  half_got = read_to_end(fd, (uint8_t *)half_reply, sizeof half_reply - 1, &err);
+  CHECK_EQ(err, 0);
+  send_all(fd, (const uint8_t *)"ping", 4);
+  shutdown(fd, SHUT_WR);
+}
+
 static void pause_now(reactor_transport_t *t) { CHECK_OK(reactor_transport_pause_reading(t)); }
 
 static void send_and_close_script(int fd) { send_all(fd, (const uint8_t *)"held data", 9); }
@@ -477,6 +486,26 @@ static void test_half_close_refusal_pause(void) {
   CHECK_EQ(conns[0].received, 4);
   CHECK_EQ(conns[0].read_lost, 1);
   CHECK_EQ(conns[0].write_lost, 1);
+  CHECK_EQ(conns[0].lost, 1);
+  CHECK_EQ(conns[0].lost_reason, REACTOR_OK);
+
+  /* our write side closes first, the peer's FIN comes later: read_connection_lost, then
+     connection_lost(OK) (API.md §6.7) */
+  reset_conns();
+  for (int i = 0; i < 8; i++) {
+    conns[i].mode = SILENT;
+    conns[i].on_made = reply_and_half_close;
+  }
+  client_t late = {.family = AF_INET, .port = host.port, .script = late_fin_script};
+  th = start_client(&late);
+  drive_until(r, &late.done, "the client that half-closes last");
+  pthread_join(th, NULL);
+  deadline = tu_now() + 10;
+  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(half_got, 4);
+  CHECK_EQ(conns[0].received, 4);
+  CHECK_EQ(conns[0].write_lost, 1);
+  CHECK_EQ(conns[0].read_lost, 1);
   CHECK_EQ(conns[0].lost, 1);
   CHECK_EQ(conns[0].lost_reason, REACTOR_OK);
 

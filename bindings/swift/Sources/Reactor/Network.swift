@@ -72,8 +72,9 @@ public protocol StreamProtocol: AnyObject {
     /// `.connectionAborted`, an OS error...). The transport is dead after this returns.
     func connectionLost(_ transport: Transport, reason: ReactorError?)
     /// A client attempt failed (`.connectionRefused`, `.timeout`, `.dns`, `.cancelled`, an OS error).
-    /// `connector.connect()` here tries again. `connector` is nil when the `Connector` returned by
-    /// `connectTCP`/`connectUNIX` was not kept (the library then passes no handle).
+    /// `connector.connect()` here tries again, also when the `Connector` returned by
+    /// `connectTCP`/`connectUNIX` was not kept (the library lends a handle for the callback).
+    /// `connector` is nil only if the library could not make that handle (its table is full).
     func connectionFailed(_ connector: Connector?, reason: ReactorError)
     /// UNIX sockets: a file descriptor passed by the peer; it is yours to close.
     func fileDescriptorReceived(_ transport: Transport, _ fd: Int32)
