@@ -44,13 +44,45 @@ impl Handler {
 
 struct Entry {
     generation: u32,
-    /// -1 for a watch.
+    /// The fd; for a watch, what it watches (a pid, a signal number).
     fd: c_int,
     interest: Interest,
+    /// What `fd` holds. One byte in what would be padding: an entry stays 40 bytes (a server has
+    /// one per connection).
+    kind: EntryKind,
     handler: Option<Handler>,
-    /// A non-fd event the backend watches natively (kqueue's EVFILT_PROC), instead of an fd.
-    watch: Option<Watch>,
 }
+
+/// An fd, or a non-fd event the backend watches natively (kqueue's EVFILT_PROC) instead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Fd,
+    ProcessWatch,
+    SignalWatch,
+}
+
+impl EntryKind {
+    fn of(watch: Option<Watch>) -> (EntryKind, Option<c_int>) {
+        match watch {
+            None => (EntryKind::Fd, None),
+            Some(Watch::Process(pid)) => (EntryKind::ProcessWatch, Some(pid)),
+            Some(Watch::Signal(signal)) => (EntryKind::SignalWatch, Some(signal)),
+        }
+    }
+}
+
+impl Entry {
+    fn watch(&self) -> Option<Watch> {
+        match self.kind {
+            EntryKind::Fd => None,
+            EntryKind::ProcessWatch => Some(Watch::Process(self.fd)),
+            EntryKind::SignalWatch => Some(Watch::Signal(self.fd)),
+        }
+    }
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() <= 40);
 
 #[derive(Default)]
 pub struct Registry {
@@ -110,7 +142,7 @@ impl Registry {
 
     /// The watch of a watch source (`None` for fd sources and stale tokens).
     pub fn watch(&self, token: Token) -> Option<Watch> {
-        self.entry(token)?.watch
+        self.entry(token)?.watch()
     }
 
     fn allocate(
@@ -128,7 +160,7 @@ impl Registry {
                     fd: -1,
                     interest: Interest::default(),
                     handler: None,
-                    watch: None,
+                    kind: EntryKind::Fd,
                 });
                 self.entries.len() - 1
             }
@@ -138,10 +170,11 @@ impl Registry {
             self.host_count += 1;
         }
         let entry = &mut self.entries[index];
-        entry.fd = fd;
+        let (kind, ident) = EntryKind::of(watch);
+        entry.fd = ident.unwrap_or(fd);
         entry.interest = interest;
         entry.handler = Some(handler);
-        entry.watch = watch;
+        entry.kind = kind;
         Ok(Token::new(index as u32, entry.generation))
     }
 
@@ -157,8 +190,11 @@ impl Registry {
             .filter(|e| e.generation == token.generation() && e.handler.is_some())
     }
 
+    /// The fd of an fd source (`None` for watches and stale tokens).
     pub fn fd(&self, token: Token) -> Option<c_int> {
-        self.entry(token).map(|e| e.fd)
+        self.entry(token)
+            .filter(|e| e.kind == EntryKind::Fd)
+            .map(|e| e.fd)
     }
 
     pub fn interest(&self, token: Token) -> Option<Interest> {
@@ -185,8 +221,10 @@ impl Registry {
         let handler = entry.handler.take()?;
         let fd = entry.fd;
         entry.generation = entry.generation.wrapping_add(1);
+        let was_fd = entry.kind == EntryKind::Fd;
+        let fd = if was_fd { fd } else { -1 };
         entry.fd = -1;
-        entry.watch = None;
+        entry.kind = EntryKind::Fd;
         if matches!(handler, Handler::Host(_)) {
             self.host_count -= 1;
         }
@@ -205,7 +243,7 @@ impl Registry {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.handler.is_some() && e.watch.is_none())
+            .filter(|(_, e)| e.handler.is_some() && e.kind == EntryKind::Fd)
             .map(|(i, e)| (e.fd, Token::new(i as u32, e.generation), e.interest))
             .collect()
     }
@@ -215,7 +253,7 @@ impl Registry {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.handler.is_some() && e.watch.is_some())
+            .filter(|(_, e)| e.handler.is_some() && e.kind != EntryKind::Fd)
             .map(|(i, e)| Token::new(i as u32, e.generation))
             .collect()
     }
@@ -318,7 +356,7 @@ impl Reactor {
     /// Removes a source (before its fd is closed). The handler is dropped after the registry borrow
     /// ends; host data goes through `retire`.
     pub fn deregister_source(&self, token: Token) -> Result<()> {
-        if self.sources.borrow().fd(token).is_none() {
+        if self.sources.borrow().handler(token).is_none() {
             return Err(Error::NotFound);
         }
         self.drop_source(token);
