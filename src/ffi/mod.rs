@@ -138,6 +138,22 @@ unsafe fn write_out<T>(out: *mut T, value: T) {
     }
 }
 
+/// The host's buffer of `len` bytes (`len` 0: empty, whatever `data` is; NULL `data` with `len` > 0
+/// → `REACTOR_E_INVALID`).
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes that outlive the returned slice's use.
+unsafe fn host_bytes<'a>(data: *const std::os::raw::c_void, len: usize) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: non-NULL and readable for `len` bytes (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
 /// `out_count` is required (without it a caller cannot tell a truncated list); `out` only if `cap` > 0.
 fn check_list_args(out: *mut c_int, cap: usize, out_count: *mut usize) -> Result<()> {
     if (out.is_null() && cap > 0) || out_count.is_null() {

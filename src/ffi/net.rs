@@ -432,15 +432,8 @@ pub unsafe extern "C" fn reactor_transport_write(
     len: usize,
 ) -> c_int {
     to_status(on_transport(t, |reactor, transport| {
-        if data.is_null() && len > 0 {
-            return Err(Error::Invalid);
-        }
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and readable for `len` bytes (the caller's contract).
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-        };
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { super::host_bytes(data, len) }?;
         transport.write(reactor, &[bytes])
     }))
 }

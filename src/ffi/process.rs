@@ -193,15 +193,8 @@ pub unsafe extern "C" fn reactor_process_write_to_child(
     len: usize,
 ) -> c_int {
     to_status(on_process(p, |reactor, process| {
-        if data.is_null() && len > 0 {
-            return Err(Error::Invalid);
-        }
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and readable for `len` bytes (the caller's contract).
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-        };
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { super::host_bytes(data, len) }?;
         process.write(reactor, child_fd, bytes)
     }))
 }

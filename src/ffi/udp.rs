@@ -303,15 +303,8 @@ pub unsafe extern "C" fn reactor_udp_write(
     port: u16,
 ) -> c_int {
     to_status(on_port(u, |reactor, udp| {
-        if data.is_null() && len > 0 {
-            return Err(Error::Invalid);
-        }
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and readable for `len` bytes (the caller's contract).
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
-        };
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { super::host_bytes(data, len) }?;
         // SAFETY: the caller's contract.
         let dest = unsafe { destination(host, port) }?;
         udp.write(reactor, &[bytes], dest)

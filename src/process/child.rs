@@ -362,9 +362,7 @@ impl Process {
             // A WRITE pipe's socket: the child wrote to its input; nobody reads that.
             Ok(_) if kind == PipeKind::Write => {}
             Ok(n) => self.deliver_data(reactor, child_fd, &buffer[..n]),
-            Err(libc::EAGAIN | libc::EINTR) => {}
-            #[allow(unreachable_patterns)]
-            Err(libc::EWOULDBLOCK) => {}
+            Err(e) if sys::try_again(e) => {}
             // EIO: the pty's slave side is closed for good (the child and its children exited).
             Err(_) => self.close_now(reactor, child_fd),
         }
@@ -447,9 +445,7 @@ impl Process {
                         let lent = pipe.buffer.consume(n);
                         Ok((pipe.buffer.is_empty(), pipe.closing, lent))
                     }
-                    Err(libc::EAGAIN | libc::EINTR) => Ok((false, false, Vec::new())),
-                    #[allow(unreachable_patterns)]
-                    Err(libc::EWOULDBLOCK) => Ok((false, false, Vec::new())),
+                    Err(e) if sys::try_again(e) => Ok((false, false, Vec::new())),
                     Err(e) => Err(e),
                 }
             }
@@ -507,12 +503,7 @@ impl Process {
                     pipe.buffer.push(&data[n..]);
                     (pipe_fd, false)
                 }
-                Err(libc::EAGAIN | libc::EINTR) => {
-                    pipe.buffer.push(data);
-                    (pipe_fd, false)
-                }
-                #[allow(unreachable_patterns)]
-                Err(libc::EWOULDBLOCK) => {
+                Err(e) if sys::try_again(e) => {
                     pipe.buffer.push(data);
                     (pipe_fd, false)
                 }

@@ -397,6 +397,11 @@ pub fn find_program(name: &[u8], elsewhere: bool) -> Result<CString, Errno> {
     Err(if denied { libc::EACCES } else { libc::ENOENT })
 }
 
+/// A non-blocking call that may succeed later (EAGAIN/EWOULDBLOCK, or interrupted).
+pub fn try_again(errno: Errno) -> bool {
+    errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::EINTR
+}
+
 /// `read(2)` into `buf`.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is writable for its length.
