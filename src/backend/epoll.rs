@@ -105,10 +105,10 @@ impl Poller for Epoll {
     }
 
     fn add(&mut self, fd: c_int, token: Token, interest: Interest) -> Result<()> {
-        match self.ctl(libc::EPOLL_CTL_ADD, fd, token.0, interest) {
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, token.raw(), interest) {
             Ok(()) => Ok(()),
             Err(libc::EEXIST) => self
-                .ctl(libc::EPOLL_CTL_MOD, fd, token.0, interest)
+                .ctl(libc::EPOLL_CTL_MOD, fd, token.raw(), interest)
                 .map_err(Error::Os),
             Err(errno) => Err(Error::Os(errno)),
         }
@@ -120,7 +120,7 @@ impl Poller for Epoll {
         token: Token,
         interest: Interest,
     ) -> std::result::Result<(), ModifyError> {
-        match self.ctl(libc::EPOLL_CTL_MOD, fd, token.0, interest) {
+        match self.ctl(libc::EPOLL_CTL_MOD, fd, token.raw(), interest) {
             Ok(()) => Ok(()),
             // The kernel dropped our registration: the file was closed behind our back.
             Err(libc::ENOENT) => Err(ModifyError::Stale),
@@ -152,7 +152,10 @@ impl Poller for Epoll {
                 woken = true;
                 continue;
             }
-            let mut report = PollEvent::new(Token(data), bits_of(flags));
+            let Some(token) = Token::from_raw(data) else {
+                continue;
+            };
+            let mut report = PollEvent::new(token, bits_of(flags));
             report.eof = flags & libc::EPOLLRDHUP as u32 != 0;
             out.push(report);
         }

@@ -276,10 +276,10 @@ impl Kqueue {
         for (filter, had, wants) in wanted {
             if wants && !(had && same_token) {
                 self.changes
-                    .push(change(fd as usize, filter, sys::EV_ADD, 0, token.0));
+                    .push(change(fd as usize, filter, sys::EV_ADD, 0, token.raw()));
             } else if had && !wants {
                 self.changes
-                    .push(change(fd as usize, filter, sys::EV_DELETE, 0, token.0));
+                    .push(change(fd as usize, filter, sys::EV_DELETE, 0, token.raw()));
             }
         }
     }
@@ -329,7 +329,9 @@ impl Kqueue {
                 woken = true;
                 continue;
             }
-            let token = Token(udata);
+            let Some(token) = Token::from_raw(udata) else {
+                continue;
+            };
             if flags & sys::EV_ERROR != 0 {
                 // A refused change: only failures that say the file is gone matter (a delete of a
                 // filter an fd no longer has is harmless).
@@ -378,10 +380,16 @@ impl Drop for Kqueue {
         for (fd, registration) in self.registered.iter().enumerate() {
             if let Some((token, interest)) = registration {
                 if interest.read {
-                    changes.push(change(fd, sys::EVFILT_READ, sys::EV_DELETE, 0, token.0));
+                    changes.push(change(fd, sys::EVFILT_READ, sys::EV_DELETE, 0, token.raw()));
                 }
                 if interest.write {
-                    changes.push(change(fd, sys::EVFILT_WRITE, sys::EV_DELETE, 0, token.0));
+                    changes.push(change(
+                        fd,
+                        sys::EVFILT_WRITE,
+                        sys::EV_DELETE,
+                        0,
+                        token.raw(),
+                    ));
                 }
             }
         }
@@ -483,11 +491,15 @@ impl Poller for Kqueue {
                 sys::EVFILT_PROC,
                 sys::EV_ADD,
                 sys::NOTE_EXIT,
-                token.0,
+                token.raw(),
             ),
-            Watch::Signal(signal) => {
-                change(signal as usize, sys::EVFILT_SIGNAL, sys::EV_ADD, 0, token.0)
-            }
+            Watch::Signal(signal) => change(
+                signal as usize,
+                sys::EVFILT_SIGNAL,
+                sys::EV_ADD,
+                0,
+                token.raw(),
+            ),
         };
         kevent_call(self.kq.as_raw_fd(), &[k], &mut [], 0)
             .map(drop)

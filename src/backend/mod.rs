@@ -22,23 +22,39 @@ pub use epoll::Epoll;
 #[cfg(reactor_kqueue)]
 pub use kqueue::Kqueue;
 pub use poll::Poll;
+use std::num::NonZeroU64;
 pub use waker::{WakeTarget, Waker};
 
-/// Identifies a registered source: its registry index and the generation of that slot.
+/// Identifies a registered source: its registry index and the generation of that slot. Generations
+/// start at 1, so a token is never 0 and `Option<Token>` takes 8 bytes (a transport holds one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Token(pub u64);
+pub struct Token(NonZeroU64);
 
 impl Token {
+    /// `generation` must not be 0 (the registry never hands out 0).
     pub fn new(index: u32, generation: u32) -> Token {
-        Token((u64::from(generation) << 32) | u64::from(index))
+        debug_assert_ne!(generation, 0);
+        let raw = (u64::from(generation.max(1)) << 32) | u64::from(index);
+        Token(NonZeroU64::new(raw).unwrap_or(NonZeroU64::MIN))
+    }
+
+    /// The token a backend got back from the kernel (epoll data, kevent udata); `None` for 0,
+    /// which no registration carries.
+    pub fn from_raw(raw: u64) -> Option<Token> {
+        NonZeroU64::new(raw).map(Token)
+    }
+
+    /// What a backend hands the kernel to get back with each event.
+    pub fn raw(self) -> u64 {
+        self.0.get()
     }
 
     pub fn index(self) -> u32 {
-        self.0 as u32
+        self.0.get() as u32
     }
 
     pub fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.0.get() >> 32) as u32
     }
 }
 

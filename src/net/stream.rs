@@ -41,7 +41,7 @@ struct State {
     /// `end_now` ran.
     ended: bool,
     /// An end is queued for a later pass, with this reason.
-    end_reason: Option<c_int>,
+    end_reason: Option<Reason>,
     reading_paused: bool,
     /// The peer's FIN was delivered to a half-close aware protocol.
     read_closed: bool,
@@ -59,6 +59,26 @@ struct State {
     /// Made on first need and kept: most connections never need it (see `Outgoing`).
     outgoing: Option<Box<Outgoing>>,
 }
+
+/// A status code in two bytes: every status fits (`REACTOR_E_OS` keeps errno in 1..=4095, so the
+/// lowest is -14095). It keeps `State` at 24 bytes and a transport at 88, which with the `Rc`
+/// counts is malloc's 112-byte class instead of 128 (a server holds one per connection).
+#[derive(Clone, Copy)]
+struct Reason(i16);
+
+impl Reason {
+    fn new(status: c_int) -> Reason {
+        // Unreachable fallback for a status outside i16: report it as an I/O error.
+        Reason(i16::try_from(status).unwrap_or(EIO_STATUS))
+    }
+
+    fn status(self) -> c_int {
+        c_int::from(self.0)
+    }
+}
+
+/// `REACTOR_E_OS(EIO)`, which fits in a `Reason`.
+const EIO_STATUS: i16 = -(crate::status::REACTOR_E_OS_BASE as i16 + libc::EIO as i16);
 
 /// The part of a transport's state that only some connections need, boxed on first use so that an
 /// idle connection, or one whose writes always go out at once, carries none of it: bytes the socket
@@ -224,7 +244,7 @@ pub struct Socket {
     pub registered: Option<Token>,
 }
 
-/// Kept small (104 bytes): a server holds one per connection (see the idle-connections benchmark).
+/// Kept small (88 bytes): a server holds one per connection (see the idle-connections benchmark).
 pub struct Transport {
     handle: usize,
     /// Closed (taken) when the connection ends.
@@ -242,7 +262,7 @@ pub struct Transport {
 
 // The size the comment on `Transport` promises (64-bit targets).
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Transport>() <= 104);
+const _: () = assert!(std::mem::size_of::<Transport>() <= 88);
 
 impl Transport {
     /// Wraps a connected socket: registered for reading, reachable by handle, `connection_made` on
@@ -506,7 +526,7 @@ impl Transport {
             (
                 st.made,
                 st.end_reason
-                    .unwrap_or(reactor_status_t::REACTOR_OK as c_int),
+                    .map_or(reactor_status_t::REACTOR_OK as c_int, Reason::status),
             )
         };
         if let Some(token) = self.token.take() {
@@ -550,7 +570,7 @@ impl Transport {
                 return;
             }
             let queued = st.end_reason.is_some();
-            st.end_reason = Some(reason);
+            st.end_reason = Some(Reason::new(reason));
             queued
         };
         // No backend update: the end comes on the next pass, and until then `on_ready` reads and
@@ -561,7 +581,10 @@ impl Transport {
     }
 
     fn end_with(self: &Rc<Self>, reactor: &Reactor, reason: c_int) {
-        self.state.borrow_mut().end_reason.get_or_insert(reason);
+        self.state
+            .borrow_mut()
+            .end_reason
+            .get_or_insert(Reason::new(reason));
         self.end_now(reactor);
     }
 
@@ -1024,7 +1047,7 @@ impl Transport {
 
     /// The end of a reactor's run: `connection_lost(REACTOR_E_CONNECTION_LOST)` now.
     fn shut_down(self: &Rc<Self>, reactor: &Reactor) {
-        self.state.borrow_mut().end_reason = Some(Error::ConnectionLost.code());
+        self.state.borrow_mut().end_reason = Some(Reason::new(Error::ConnectionLost.code()));
         self.end_now(reactor);
     }
 }

@@ -156,7 +156,7 @@ impl Registry {
             Some(index) => index as usize,
             None if self.entries.len() < MAX_ENTRIES => {
                 self.entries.push(Entry {
-                    generation: 0,
+                    generation: 1,
                     fd: -1,
                     interest: Interest::default(),
                     handler: None,
@@ -220,7 +220,8 @@ impl Registry {
         let entry = self.entry_mut(token)?;
         let handler = entry.handler.take()?;
         let fd = entry.fd;
-        entry.generation = entry.generation.wrapping_add(1);
+        // Never 0: a token is never 0 (see `Token`).
+        entry.generation = entry.generation.checked_add(1).unwrap_or(1);
         let was_fd = entry.kind == EntryKind::Fd;
         let fd = if was_fd { fd } else { -1 };
         entry.fd = -1;
