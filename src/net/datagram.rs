@@ -163,6 +163,23 @@ pub struct DatagramPort {
     last_sender: RefCell<Option<(SockAddr, reactor_address_t)>>,
     /// The last destination written to, as given and parsed: replies usually go to one peer.
     last_destination: RefCell<Option<(String, u16, SockAddr)>>,
+    /// How the next readiness event reads (see `ReadPace`).
+    pace: Cell<ReadPace>,
+}
+
+/// Whether a readiness event reads one datagram (`recvmsg`) or a batch (`recvmmsg`, until the queue
+/// is empty or the budget is spent). A batch costs more than a single receive when only one
+/// datagram waits (the kernel tries the next one too), which is the usual case for request/response
+/// traffic; a single receive costs a poll round more per datagram when many wait. So a port reads
+/// one at a time while its batches find one datagram, and goes back to batches as soon as it is
+/// ready again on the very next pass (the poll is level-triggered: datagrams left behind make the
+/// socket ready at once). What a host sees is the same either way: the same datagrams, in order.
+#[derive(Clone, Copy, Default)]
+struct ReadPace {
+    /// The last readiness event found at most one datagram.
+    sparse: bool,
+    /// The reactor pass (`iterations`) of the last readiness event.
+    pass: u64,
 }
 
 impl DatagramPort {
@@ -207,6 +224,7 @@ impl DatagramPort {
             unlink_path,
             last_sender: RefCell::new(None),
             last_destination: RefCell::new(None),
+            pace: Cell::new(ReadPace::default()),
         });
         let registered = reactor
             .register_source(sys::raw(&fd), Interest::READ, port.clone())
@@ -326,13 +344,17 @@ impl DatagramPort {
     // ----- reading ----------------------------------------------------------------------------
 
     fn read_some(self: &Rc<Self>, reactor: &Reactor) {
+        let pass = reactor.stats.iterations.get();
+        let pace = self.pace.get();
+        let one_only = pace.sparse && pass != pace.pass.wrapping_add(1);
         let mut buffers = std::mem::take(&mut reactor.net.borrow_mut().datagram_buffers);
         buffers.prepare(self.max_packet, BATCH_BYTES, BATCH_MAX);
+        let most = if one_only { 1 } else { buffers.slots() };
         let mut bytes = 0;
         let mut count = 0;
         'reading: while bytes < READ_BUDGET && count < READ_MAX_DATAGRAMS {
             let Some(fd) = self.raw_fd() else { break };
-            let received = match dgram::recv_datagrams(fd, &mut buffers) {
+            let received = match dgram::recv_datagrams(fd, &mut buffers, most) {
                 Ok(n) => n,
                 Err(libc::EINTR) => continue,
                 Err(libc::ECONNREFUSED) => {
@@ -368,11 +390,16 @@ impl DatagramPort {
                     break 'reading; // stopped inside the callback: nothing more is delivered
                 }
             }
-            if received < buffers.slots() {
-                break; // the queue was empty (a later datagram makes the socket readable again)
+            if one_only || received < most {
+                break; // one was wanted, or the queue was empty (a later datagram makes the socket
+                // readable again)
             }
         }
         reactor.net.borrow_mut().datagram_buffers = buffers;
+        self.pace.set(ReadPace {
+            sparse: count <= 1,
+            pass,
+        });
     }
 
     /// A datagram's `from`, formatted once for a run of datagrams from one peer.

@@ -11,6 +11,8 @@
  *   - IPv4 echo: start_protocol once, on a later pass (never inside listen); get_host; `from` numeric;
  *     write and writev (one datagram); the socket is non-blocking, close-on-exec and an internal fd;
  *     zero-length datagrams are sent and received (write "", write NULL/0, writev with 0 iovecs);
+ *   - reading pace: a port reading one datagram at a time, then a burst of 100 queued at once:
+ *     every datagram delivered, in order, cut at max_packet_size alike;
  *   - max_packet_size truncates (100 and the default 8192); 65507 bytes go, 65508 →
  *     MESSAGE_TOO_LONG (write and writev); writev with more iovecs than IOV_MAX is one datagram;
  *   - address validation: a name, the other family, "" or NULL host (unconnected), port 0 →
@@ -76,6 +78,9 @@ typedef struct {
   int echo;        /* send every datagram back to its sender */
   const char *probe_host; /* a valid destination for this port, used inside stop_protocol */
   uint16_t probe_port;
+  int numbered;       /* datagrams carry a 4-byte sequence number: count those out of order */
+  uint32_t next_number;
+  int out_of_order;
   size_t last_len;
   uint32_t last_sum;
   uint8_t last[512];
@@ -137,6 +142,12 @@ static void on_datagram(reactor_udp_t *u, const uint8_t *data, size_t len, const
   p->last_len = len;
   p->last_sum = len ? fnv(data, len) : fnv(NULL, 0);
   if (len) memcpy(p->last, data, len < sizeof p->last ? len : sizeof p->last);
+  if (p->numbered) {
+    uint32_t number = 0;
+    if (len >= sizeof number) memcpy(&number, data, sizeof number);
+    if (len < sizeof number || number != p->next_number) p->out_of_order++;
+    p->next_number = number + 1;
+  }
   CHECK(from != NULL);
   if (!from) return;
   p->last_from = *from;
@@ -636,6 +647,54 @@ static void test_sizes(void) {
   CHECK_OK(reactor_free(r));
   CHECK_EQ(small.released + dflt.released + large.released + cli.released, 4);
   CHECK_EQ(small.stopped + dflt.stopped + large.stopped + cli.stopped, 0);
+}
+
+/* ---- reading pace ------------------------------------------------------------------------------ */
+
+static void send_numbered(int fd, uint16_t port, uint32_t number, size_t len) {
+  uint8_t d[300];
+  memset(d, 0xa5, sizeof d);
+  memcpy(d, &number, sizeof number);
+  plain_send(fd, "127.0.0.1", port, d, len);
+}
+
+static void test_read_pace(void) {
+  SECTION("reading pace: one datagram at a time, then a burst: every datagram, in order, cut alike");
+  /* A port whose reads keep finding one datagram reads one per readiness event (recvmsg); one that
+   * finds a queue reads batches again. Whatever the pace, the host must see the same thing. */
+  reactor_t *r = tu_new_reactor();
+  port_t p;
+  reactor_udp_options_t o;
+  reactor_udp_options_init(&o);
+  o.max_packet_size = 100;
+  reactor_udp_t *u = open_udp(r, &p, 0, "127.0.0.1", &o);
+  uint16_t port = port_of(u);
+  drive_until(r, &p.started, 1, "start_protocol");
+  p.numbered = 1;
+  int c = plain_udp("127.0.0.1", 0);
+  uint32_t sent = 0;
+  /* sparse traffic: each datagram alone (the later ones go through the one-at-a-time read) */
+  for (int i = 0; i < 5; i++) {
+    send_numbered(c, port, sent++, 300);
+    drive_until(r, &p.received, (int)sent, "a lone datagram");
+    CHECK_EQ(p.last_len, 100); /* cut at max_packet_size on either read */
+  }
+  /* a burst queued at once, then sparse again, three times */
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 100; i++) send_numbered(c, port, sent++, i % 2 ? 300 : 8);
+    drive_until(r, &p.received, (int)sent, "the burst");
+    CHECK_EQ(p.last_len, 100); /* the last of the burst was a 300-byte one */
+    send_numbered(c, port, sent++, 8);
+    drive_until(r, &p.received, (int)sent, "a lone datagram after the burst");
+    CHECK_EQ(p.last_len, 8);
+  }
+  drive_for(r, 0.02);
+  CHECK_EQ(p.received, (int)sent);
+  CHECK_EQ(p.out_of_order, 0);
+  CHECK_EQ(p.inside + p.bad_order, 0);
+  close(c);
+  CHECK_OK(reactor_free(r));
+  CHECK_EQ(p.released, 1);
 }
 
 /* ---- address validation ------------------------------------------------------------------------ */
@@ -1800,6 +1859,7 @@ int main(void) {
   test_structs();
   test_echo_ipv4();
   test_sizes();
+  test_read_pace();
   test_validation();
   test_connected();
   test_stop();
