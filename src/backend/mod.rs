@@ -255,3 +255,19 @@ pub fn check_fd_open(fd: c_int) -> Result<()> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn tokens_round_trip_through_the_kernel_and_are_never_zero() {
+        let token = Token::new(7, 3);
+        assert_eq!((token.index(), token.generation()), (7, 3));
+        assert_eq!(Token::from_raw(token.raw()), Some(token));
+        assert_eq!(Token::from_raw(0), None, "0 is no registration");
+        let max = Token::new(u32::MAX - 1, u32::MAX);
+        assert_eq!(Token::from_raw(max.raw()), Some(max));
+        assert_eq!(std::mem::size_of::<Option<Token>>(), 8);
+    }
+}

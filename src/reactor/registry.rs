@@ -454,6 +454,27 @@ mod tests {
     }
 
     #[test]
+    fn generations_skip_zero_when_they_wrap() {
+        // A token is never 0 (`Option<Token>` relies on it): a slot's generation goes from
+        // u32::MAX to 1, and the token from before the wrap is stale.
+        let mut registry = Registry::default();
+        let first = registry.insert(3, Interest::READ, host()).ok().unwrap();
+        assert_eq!(first.generation(), 1, "generations start at 1");
+        registry.entries[first.index() as usize].generation = u32::MAX;
+        let last = registry.token_for_fd(3).unwrap();
+        assert_eq!(last.generation(), u32::MAX);
+        assert!(registry.remove(last).is_some());
+        let next = registry.insert(3, Interest::READ, host()).ok().unwrap();
+        assert_eq!(next.index(), last.index());
+        assert_eq!(next.generation(), 1);
+        assert_ne!(next.raw(), 0);
+        assert!(
+            registry.handler(last).is_none(),
+            "the token from before the wrap is stale"
+        );
+    }
+
+    #[test]
     fn watches_take_no_fd_and_are_not_re_added_as_fds() {
         let mut registry = Registry::default();
         let fd_source = registry.insert(0, Interest::READ, host()).ok().unwrap();
