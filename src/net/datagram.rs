@@ -167,13 +167,13 @@ pub struct DatagramPort {
     pace: Cell<ReadPace>,
 }
 
-/// Whether a readiness event reads one datagram (`recvmsg`) or a batch (`recvmmsg`, until the queue
-/// is empty or the budget is spent). A batch costs more than a single receive when only one
-/// datagram waits (the kernel tries the next one too), which is the usual case for request/response
-/// traffic; a single receive costs a poll round more per datagram when many wait. So a port reads
-/// one at a time while its batches find one datagram, and goes back to batches as soon as it is
-/// ready again on the very next pass (the poll is level-triggered: datagrams left behind make the
-/// socket ready at once). What a host sees is the same either way: the same datagrams, in order.
+/// How much a readiness event reads. A port that was ready on the pass before too has a queue
+/// (the poll is level-triggered: datagrams left behind make the socket ready at once), and reads
+/// `recvmmsg` batches until the queue is empty or the budget is spent. Otherwise it reads once: one
+/// datagram with `recvmsg` if its last read found at most one (request/response traffic: a
+/// `recvmmsg` that finds one tries the queue a second time), else one batch (a full batch is not
+/// followed by a probe of an empty queue). Whatever is left makes the port ready on the next pass,
+/// which then reads on. What a host sees is the same either way: the same datagrams, in order.
 #[derive(Clone, Copy, Default)]
 struct ReadPace {
     /// The last readiness event found at most one datagram.
@@ -346,7 +346,8 @@ impl DatagramPort {
     fn read_some(self: &Rc<Self>, reactor: &Reactor) {
         let pass = reactor.stats.iterations.get();
         let pace = self.pace.get();
-        let one_only = pace.sparse && pass != pace.pass.wrapping_add(1);
+        let queued = pass == pace.pass.wrapping_add(1);
+        let one_only = pace.sparse && !queued;
         let mut buffers = std::mem::take(&mut reactor.net.borrow_mut().datagram_buffers);
         buffers.prepare(self.max_packet, BATCH_BYTES, BATCH_MAX);
         let most = if one_only { 1 } else { buffers.slots() };
@@ -390,9 +391,9 @@ impl DatagramPort {
                     break 'reading; // stopped inside the callback: nothing more is delivered
                 }
             }
-            if one_only || received < most {
-                break; // one was wanted, or the queue was empty (a later datagram makes the socket
-                // readable again)
+            if !queued || received < most {
+                break; // one read was wanted, or the queue was empty (a later datagram makes the
+                // socket readable again)
             }
         }
         reactor.net.borrow_mut().datagram_buffers = buffers;

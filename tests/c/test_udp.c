@@ -13,6 +13,8 @@
  *     zero-length datagrams are sent and received (write "", write NULL/0, writev with 0 iovecs);
  *   - reading pace: a port reading one datagram at a time, then a burst of 100 queued at once:
  *     every datagram delivered, in order, cut at max_packet_size alike;
+ *   - fairness: 600 queued 2 KiB datagrams are read at most 256 KiB per pass, in order, and a
+ *     delayed call made from the first delivery runs before the queue is drained;
  *   - max_packet_size truncates (100 and the default 8192); 65507 bytes go, 65508 →
  *     MESSAGE_TOO_LONG (write and writev); writev with more iovecs than IOV_MAX is one datagram;
  *   - address validation: a name, the other family, "" or NULL host (unconnected), port 0 →
@@ -692,6 +694,84 @@ static void test_read_pace(void) {
   CHECK_EQ(p.received, (int)sent);
   CHECK_EQ(p.out_of_order, 0);
   CHECK_EQ(p.inside + p.bad_order, 0);
+  close(c);
+  CHECK_OK(reactor_free(r));
+  CHECK_EQ(p.released, 1);
+}
+
+/* ---- the read budget --------------------------------------------------------------------------- */
+
+static port_t *budget_port;
+static reactor_t *budget_reactor;
+static int budget_timer_ran, budget_received_at_timer;
+
+static void budget_timer(reactor_t *r, void *ud) {
+  (void)r;
+  (void)ud;
+  budget_timer_ran++;
+  budget_received_at_timer = budget_port->received;
+}
+
+static void budget_datagram(reactor_udp_t *u, const uint8_t *data, size_t len, const reactor_address_t *from,
+                            void *ud) {
+  port_t *p = ud;
+  /* from inside the first delivery: other work (this delayed call) must get its turn before the
+   * port has drained its queue */
+  if (p->received == 0)
+    CHECK_OK(reactor_call_later(budget_reactor, 0, budget_timer, NULL, NULL, NULL));
+  on_datagram(u, data, len, from, ud);
+}
+
+static void test_read_budget(void) {
+  SECTION("fairness: a port reads about 256 KiB per readiness event, then other work runs");
+  reactor_t *r = tu_new_reactor();
+  port_t p;
+  reactor_udp_options_t o;
+  reactor_udp_options_init(&o);
+  o.max_packet_size = 2048;
+  reset_port(&p);
+  reactor_datagram_protocol_t d = proto();
+  d.datagram_received = budget_datagram;
+  reactor_udp_t *u = NULL;
+  REQUIRE_OK(reactor_listen_udp(r, 0, "127.0.0.1", &o, &d, &p, on_release, &u));
+  uint16_t port = port_of(u);
+  drive_until(r, &p.started, 1, "start_protocol");
+  /* room for the whole queue (SO_RCVBUFFORCE: CAP_NET_ADMIN; without it the test says so) */
+  int want = 16 << 20;
+  if (setsockopt(reactor_udp_fileno(u), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+    printf("   note: cannot raise SO_RCVBUF here (%s); the read budget is not checked\n", strerror(errno));
+    CHECK_OK(reactor_free(r));
+    return;
+  }
+  enum { N = 600, SIZE = 2048, BUDGET = 256 * 1024 / SIZE };
+  budget_port = &p;
+  budget_reactor = r;
+  budget_timer_ran = 0;
+  p.numbered = 1;
+  int c = plain_udp("127.0.0.1", 0);
+  static uint8_t d2[SIZE];
+  for (uint32_t i = 0; i < N; i++) {
+    memcpy(d2, &i, sizeof i);
+    plain_send(c, "127.0.0.1", port, d2, SIZE); /* on loopback, queued at the port once sent */
+  }
+  int passes = 0, most = 0;
+  double deadline = tu_now() + patience();
+  while (p.received < N && tu_now() < deadline) {
+    int before = p.received;
+    CHECK_OK(reactor_iterate(r, 0.002));
+    passes++;
+    if (p.received - before > most) most = p.received - before;
+  }
+  CHECK_EQ(p.received, N);
+  CHECK_EQ(p.out_of_order, 0);
+  CHECK_EQ(p.last_len, SIZE);
+  CHECK(most <= BUDGET); /* 600 datagrams of 2 KiB: at most 128 (256 KiB) per pass */
+  CHECK(passes >= N / BUDGET);
+  CHECK_EQ(budget_timer_ran, 1);
+  CHECK(budget_received_at_timer < N);
+  if (most > BUDGET || budget_received_at_timer >= N)
+    fprintf(stderr, "   most per pass %d (budget %d), delivered when the delayed call ran %d of %d\n", most,
+            BUDGET, budget_received_at_timer, N);
   close(c);
   CHECK_OK(reactor_free(r));
   CHECK_EQ(p.released, 1);
@@ -1860,6 +1940,7 @@ int main(void) {
   test_echo_ipv4();
   test_sizes();
   test_read_pace();
+  test_read_budget();
   test_validation();
   test_connected();
   test_stop();
