@@ -472,6 +472,10 @@ mod tests {
             registry.handler(last).is_none(),
             "the token from before the wrap is stale"
         );
+        assert!(
+            registry.handler(next).is_some(),
+            "the new token reaches its source"
+        );
     }
 
     #[test]
