@@ -8,6 +8,7 @@ use crate::net::sys::SockAddr;
 use crate::reactor::Reactor;
 use crate::status::{Error, Result, to_status};
 use crate::types::*;
+use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 use std::os::raw::{c_char, c_int, c_void};
 use std::rc::Rc;
@@ -272,13 +273,13 @@ fn on_port<T>(
 ///
 /// # Safety
 /// `host` is NULL or NUL-terminated.
-unsafe fn destination<'a>(host: *const c_char, port: u16) -> Result<Option<(&'a str, u16)>> {
+unsafe fn destination<'a>(host: *const c_char, port: u16) -> Option<(&'a CStr, u16)> {
     if host.is_null() {
-        return Ok(None);
+        return None;
     }
-    // SAFETY: NUL-terminated (the caller's contract).
-    let host = unsafe { c_text(host) }.map_err(|_| Error::InvalidAddress)?;
-    Ok(Some((host, port)))
+    // SAFETY: non-NULL and NUL-terminated (the caller's contract). Its text is checked (UTF-8,
+    // else INVALID_ADDRESS) only when it differs from the port's last destination.
+    Some((unsafe { CStr::from_ptr(host) }, port))
 }
 
 /// Sends one datagram of `len` bytes (0 is allowed) to `host`:`port` — an IP literal of the port's
@@ -306,7 +307,7 @@ pub unsafe extern "C" fn reactor_udp_write(
         // SAFETY: the caller's contract.
         let bytes = unsafe { super::host_bytes(data, len) }?;
         // SAFETY: the caller's contract.
-        let dest = unsafe { destination(host, port) }?;
+        let dest = unsafe { destination(host, port) };
         udp.write(reactor, &[bytes], dest)
     }))
 }
@@ -334,7 +335,7 @@ pub unsafe extern "C" fn reactor_udp_writev(
             parts.push(&[]);
         }
         // SAFETY: the caller's contract.
-        let dest = unsafe { destination(host, port) }?;
+        let dest = unsafe { destination(host, port) };
         udp.write(reactor, &parts, dest)
     }))
 }

@@ -23,6 +23,7 @@ use crate::types::{
     reactor_datagram_protocol_t, reactor_udp_options_t, reactor_udp_t,
 };
 use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::raw::{c_int, c_void};
@@ -161,8 +162,8 @@ pub struct DatagramPort {
     unlink_path: Option<Vec<u8>>,
     /// The last sender, formatted: a peer usually sends many datagrams in a row.
     last_sender: RefCell<Option<(SockAddr, reactor_address_t)>>,
-    /// The last destination written to, as given and parsed: replies usually go to one peer.
-    last_destination: RefCell<Option<(String, u16, SockAddr)>>,
+    /// The last destination written to (replies usually go to one peer).
+    last_destination: RefCell<Option<LastDestination>>,
     /// How the next readiness event reads (see `ReadPace`).
     pace: Cell<ReadPace>,
 }
@@ -348,7 +349,7 @@ impl DatagramPort {
         let pace = self.pace.get();
         let queued = pass == pace.pass.wrapping_add(1);
         let one_only = pace.sparse && !queued;
-        let mut buffers = std::mem::take(&mut reactor.net.borrow_mut().datagram_buffers);
+        let mut buffers = reactor.net.borrow_mut().lend_datagram_buffers();
         buffers.prepare(self.max_packet, BATCH_BYTES, BATCH_MAX);
         let most = if one_only { 1 } else { buffers.slots() };
         let mut bytes = 0;
@@ -396,7 +397,7 @@ impl DatagramPort {
                 // socket readable again)
             }
         }
-        reactor.net.borrow_mut().datagram_buffers = buffers;
+        reactor.net.borrow_mut().return_datagram_buffers(buffers);
         self.pace.set(ReadPace {
             sparse: count <= 1,
             pass,
@@ -449,17 +450,25 @@ impl DatagramPort {
         }
     }
 
-    /// `destination`, remembering the last one (a reply goes where the last one went).
-    fn destination_cached(&self, host: &str, port: u16) -> Result<SockAddr> {
-        if let Some((last_host, last_port, addr)) = &*self.last_destination.borrow()
-            && *last_port == port
-            && last_host == host
+    /// Makes `host`:`port` the port's last destination (a reply usually goes where the last one
+    /// went, and then nothing is checked, parsed or converted again). Text that is not UTF-8 is
+    /// `Error::InvalidAddress`; a bad destination leaves the last one as it was.
+    fn remember_destination(&self, host: &CStr, port: u16) -> Result<()> {
+        if let Some(last) = &*self.last_destination.borrow()
+            && last.port == port
+            && *last.host == *host.to_bytes()
         {
-            return Ok(addr.clone());
+            return Ok(());
         }
-        let addr = self.destination(host, port)?;
-        *self.last_destination.borrow_mut() = Some((host.to_owned(), port, addr.clone()));
-        Ok(addr)
+        let text = host.to_str().map_err(|_| Error::InvalidAddress)?;
+        let addr = self.destination(text, port)?;
+        *self.last_destination.borrow_mut() = Some(LastDestination {
+            host: host.to_bytes().into(),
+            port,
+            raw: addr.to_raw(),
+            addr,
+        });
+        Ok(())
     }
 
     /// `udp_write`/`writev`: one datagram of `parts`, to `dest` (host, port) or, with `None`, to the
@@ -468,23 +477,27 @@ impl DatagramPort {
         &self,
         reactor: &Reactor,
         parts: &[&[u8]],
-        dest: Option<(&str, u16)>,
+        dest: Option<(&CStr, u16)>,
     ) -> Result<()> {
         let fd = self.open_fd()?;
         let connected = self.connected.borrow().is_some();
-        let to = match dest {
+        let sent = match dest {
             None if !connected => return Err(Error::InvalidAddress),
-            None => None,
+            None => dgram::send_datagram(fd, parts, None),
             Some((host, port)) => {
-                let to = self.destination_cached(host, port)?;
+                self.remember_destination(host, port)?;
+                let last = self.last_destination.borrow();
+                let last = last.as_ref().ok_or(Error::Internal)?;
                 match &*self.connected.borrow() {
-                    Some(peer) if !same_peer(peer, &to) => return Err(Error::InvalidAddress),
-                    Some(_) => None,
-                    None => Some(to),
+                    Some(peer) if !same_peer(peer, &last.addr) => {
+                        return Err(Error::InvalidAddress);
+                    }
+                    Some(_) => dgram::send_datagram(fd, parts, None),
+                    None => dgram::send_datagram(fd, parts, Some(&last.raw)),
                 }
             }
         };
-        match dgram::send_datagram(fd, parts, to.as_ref()) {
+        match sent {
             Ok(_) => Ok(()),
             Err(libc::EMSGSIZE) => Err(Error::MessageTooLong),
             Err(libc::ECONNREFUSED) => {
@@ -655,6 +668,15 @@ impl DatagramPort {
             }
         }
     }
+}
+
+/// A destination as a host gave it (the bytes of its C string, valid UTF-8), parsed, and in the
+/// system's form, ready for the next `sendto` to it.
+struct LastDestination {
+    host: Box<[u8]>,
+    port: u16,
+    addr: SockAddr,
+    raw: (libc::sockaddr_storage, libc::socklen_t),
 }
 
 /// Whether a write's destination is the connected peer (IPv6 scope ids compared only when given).

@@ -111,10 +111,16 @@ impl LaterQueue {
     /// Runs the work queued before this call (work it queues waits for the next pass, so a pull
     /// producer that asks again and again cannot hold the loop). A crash stops it: the rest stays
     /// queued, in order.
+    #[inline]
     pub fn run_queued(&self, reactor: &Reactor) {
-        if self.is_empty() {
-            return;
+        // Every pass asks; most find nothing, so the check is inlined and the work is not.
+        if !self.is_empty() {
+            self.run_batch(reactor);
         }
+    }
+
+    #[inline(never)]
+    fn run_batch(&self, reactor: &Reactor) {
         let mut batch = std::mem::replace(
             &mut *self.queued.borrow_mut(),
             std::mem::take(&mut *self.spare.borrow_mut()),

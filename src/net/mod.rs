@@ -27,9 +27,11 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-/// Hashing for the library's own sequential ids: one multiplication (Fibonacci hashing spreads
-/// consecutive ids over the table), where the default SipHash guards against hostile keys that
-/// these are not. A connection's connector is looked up several times in its life.
+/// Hashing for the library's own ids and handles: one multiplication (Fibonacci hashing spreads
+/// consecutive ids, and handles that differ in their low slot bits, over the table), where the
+/// default SipHash guards against hostile keys that these are not. A connection's connector is
+/// looked up several times in its life, a datagram port on every write (SipHash was about 100
+/// instructions of each `reactor_udp_write`).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdHash;
 
@@ -56,12 +58,16 @@ impl std::hash::Hasher for IdHasher {
     fn write_u64(&mut self, id: u64) {
         self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
+
+    fn write_usize(&mut self, handle: usize) {
+        self.write_u64(handle as u64);
+    }
 }
 
 /// The reactor's network objects (owner-only part of the reactor).
 #[derive(Default)]
 pub struct Net {
-    ports: HashMap<usize, Rc<listen::Port>>,
+    ports: HashMap<usize, Rc<listen::Port>, IdHash>,
     /// By the slot index of their handles (`slots::Slots`: one word per connection).
     transports: slots::Slots<Rc<stream::Transport>>,
     pub(crate) connectors: HashMap<u64, Rc<connect::Connector>, IdHash>,
@@ -70,9 +76,10 @@ pub struct Net {
     spare_fd: Option<OwnedFd>,
     /// Scratch space for reads, lent to one read at a time.
     pub(crate) read_buffer: Vec<u8>,
-    pub(crate) datagrams: HashMap<usize, Rc<datagram::DatagramPort>>,
-    /// Receive buffers of datagram ports, lent to one read at a time.
-    datagram_buffers: sys_datagram::DatagramBuffers,
+    pub(crate) datagrams: HashMap<usize, Rc<datagram::DatagramPort>, IdHash>,
+    /// Receive buffers of datagram ports, lent to one read at a time (`None` while lent: putting
+    /// them back then drops nothing).
+    datagram_buffers: Option<sys_datagram::DatagramBuffers>,
 }
 
 impl Net {
@@ -98,6 +105,15 @@ impl Net {
         let index = handles::transport_index(handle)?;
         self.transports
             .remove_if(index, |t| t.handle_value() == handle)
+    }
+
+    /// The datagram receive buffers, for one read (new ones if a read holds them already).
+    pub(crate) fn lend_datagram_buffers(&mut self) -> sys_datagram::DatagramBuffers {
+        self.datagram_buffers.take().unwrap_or_default()
+    }
+
+    pub(crate) fn return_datagram_buffers(&mut self, buffers: sys_datagram::DatagramBuffers) {
+        self.datagram_buffers = Some(buffers);
     }
 
     pub fn datagram(&self, handle: usize) -> Option<Rc<datagram::DatagramPort>> {

@@ -183,16 +183,20 @@ fn recv_batch(fd: RawFd, buffers: &mut DatagramBuffers, count: usize) -> Result<
     Ok(count)
 }
 
-/// Sends one datagram made of `parts` (to `to`, or to the connected peer), without SIGPIPE.
-pub fn send_datagram(fd: RawFd, parts: &[&[u8]], to: Option<&SockAddr>) -> Result<usize, Errno> {
+/// Sends one datagram made of `parts` (to `to`, an address in the system's form, or to the connected
+/// peer), without SIGPIPE.
+pub fn send_datagram(
+    fd: RawFd,
+    parts: &[&[u8]],
+    to: Option<&(libc::sockaddr_storage, libc::socklen_t)>,
+) -> Result<usize, Errno> {
     // More buffers than one `sendmsg` takes (IOV_MAX, 1024 on Linux): joined into one datagram.
     const MOST_IOVECS: usize = 1024;
     if parts.len() > MOST_IOVECS {
         let joined = parts.concat();
         return send_datagram(fd, &[&joined], to);
     }
-    let raw_to = to.map(SockAddr::to_raw);
-    let (name, name_len) = match &raw_to {
+    let (name, name_len) = match to {
         Some((storage, len)) => ((storage as *const libc::sockaddr_storage).cast(), *len),
         None => (std::ptr::null(), 0),
     };

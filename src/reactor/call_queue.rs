@@ -195,6 +195,7 @@ impl CallQueue {
 
     /// Whether the ring holds a call or marker the consumer has not taken (any thread may ask; the
     /// reactor asks after `wake::prepare_to_block`, see `super::wake`).
+    #[inline]
     pub fn has_pending(&self) -> bool {
         let head = self.head.load(Ordering::Acquire);
         self.slot(head).stamp.load(Ordering::Acquire) | 1 == marker_stamp(head)

@@ -214,6 +214,12 @@ impl Shared {
             && self.async_pending.swap(false, Ordering::AcqRel)
     }
 
+    /// Whether calls from other threads wait in the ring (the reactor's quiet-pass check).
+    #[inline]
+    pub fn has_calls(&self) -> bool {
+        self.calls.has_pending()
+    }
+
     /// Whether calls or async sends wait for the reactor (it asks after `prepare_to_block`).
     pub fn has_work(&self) -> bool {
         self.calls.has_pending() || self.async_pending.load(Ordering::Relaxed)

@@ -8,6 +8,12 @@ impl Reactor {
     /// Runs the calls queued when the pass began (a call queued by one of them waits for the next).
     /// A crash leaves the rest of the batch for a later pass (which runs only those).
     pub(super) fn run_thread_calls(&self) {
+        // A quiet pass (the common case) looks at the ring's next slot and leaves: no batch buffer
+        // moved in and out. A call published after this look is taken on the next pass, and the
+        // reactor asks again after `prepare_to_block` before it sleeps (`super::wake`).
+        if !self.has_leftover_calls() && !self.shared.has_calls() {
+            return;
+        }
         let mut batch = std::mem::take(&mut *self.call_batch.borrow_mut());
         if batch.is_empty() {
             self.call_taker.borrow_mut().take(&mut batch);

@@ -106,10 +106,15 @@ impl ReactorPool {
     }
 
     /// The reactor runs a pass: let the workers start (cheap after the first call).
+    #[inline]
     pub fn start(&self) {
-        if self.phase.load(Ordering::Relaxed) == STARTED {
-            return;
+        if self.phase.load(Ordering::Relaxed) != STARTED {
+            self.start_workers();
         }
+    }
+
+    #[inline(never)]
+    fn start_workers(&self) {
         let _lifecycle = self.lock();
         self.phase.store(STARTED, Ordering::Relaxed);
         if let Some(pool) = self.pool.get() {

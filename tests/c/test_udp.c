@@ -21,6 +21,9 @@
  *     INVALID_ADDRESS; udp_connect: NULL host → INVALID, a name / the other family / port 0 →
  *     INVALID_ADDRESS; groups: NULL → INVALID, not multicast / other family / bad interface →
  *     INVALID_ADDRESS; TTL outside 0–255 → INVALID;
+ *   - the remembered last destination: a host that extends, cuts or breaks (invalid UTF-8) the
+ *     remembered one, or the same host with port 0, is still INVALID_ADDRESS; the same host with
+ *     another port reaches that port; refusals change nothing (every datagram reaches its port);
  *   - connected mode: NULL host writes, another destination → INVALID_ADDRESS, connect twice →
  *     BUSY; ECONNREFUSED: writes return OK and connection_refused runs on a later pass, never
  *     inside a write; an unconnected port ignores it;
@@ -828,6 +831,45 @@ static void test_validation(void) {
         REACTOR_E_INVALID_ADDRESS);
   CHECK(u2 == SENTINEL);
   CHECK_EQ(p.inside + rx.inside, 0);
+  CHECK_OK(reactor_free(r));
+}
+
+/* A port remembers its last destination (the bytes of the host's string, the port number, the
+ * parsed address): a write that differs from it in any way is checked again, and one that is refused
+ * leaves the remembered destination as it was. */
+static void test_destination_cache(void) {
+  SECTION("last destination: only the same bytes and port skip the checks; a refusal changes nothing");
+  reactor_t *r = tu_new_reactor();
+  port_t p, rx, other;
+  reactor_udp_t *u = open_udp(r, &p, 0, "127.0.0.1", NULL);
+  reactor_udp_t *ru = open_udp(r, &rx, 0, "127.0.0.1", NULL);
+  reactor_udp_t *ou = open_udp(r, &other, 0, "127.0.0.1", NULL);
+  uint16_t rp = port_of(ru), op = port_of(ou);
+  struct iovec iov = {(void *)"v", 1};
+  CHECK_OK(reactor_udp_write(u, "a", 1, "127.0.0.1", rp));
+  /* the remembered host with something after it, invalid UTF-8, a host that is a prefix of it */
+  const char *near_misses[] = {"127.0.0.1 ", "127.0.0.1\xff", "\xff", "127.0.0.", "127.0.0.1%lo"};
+  for (size_t i = 0; i < sizeof near_misses / sizeof near_misses[0]; i++) {
+    CHECK_RC(reactor_udp_write(u, "x", 1, near_misses[i], rp), REACTOR_E_INVALID_ADDRESS);
+    CHECK_RC(reactor_udp_writev(u, &iov, 1, near_misses[i], rp), REACTOR_E_INVALID_ADDRESS);
+  }
+  /* the remembered host, another port: port 0 is refused, another port is another destination */
+  CHECK_RC(reactor_udp_write(u, "x", 1, "127.0.0.1", 0), REACTOR_E_INVALID_ADDRESS);
+  CHECK_OK(reactor_udp_write(u, "b", 1, "127.0.0.1", op));
+  /* back to the first, then the same again (the remembered path), then through writev */
+  CHECK_OK(reactor_udp_write(u, "c", 1, "127.0.0.1", rp));
+  CHECK_OK(reactor_udp_write(u, "d", 1, "127.0.0.1", rp));
+  CHECK_RC(reactor_udp_write(u, "x", 1, "127.0.0.1\xff", rp), REACTOR_E_INVALID_ADDRESS);
+  CHECK_OK(reactor_udp_writev(u, &iov, 1, "127.0.0.1", rp));
+  drive_until(r, &rx.received, 4, "the four datagrams to the first destination");
+  drive_until(r, &other.received, 1, "the datagram to the second destination");
+  drive_for(r, 0.02);
+  CHECK_EQ(rx.received, 4);
+  CHECK_EQ(rx.last_len, 1);
+  CHECK_EQ(rx.last[0], 'v');
+  CHECK_EQ(other.received, 1);
+  CHECK_EQ(other.last[0], 'b');
+  CHECK_EQ(p.received, 0);
   CHECK_OK(reactor_free(r));
 }
 
@@ -1932,6 +1974,7 @@ int main(void) {
   test_read_pace();
   test_read_budget();
   test_validation();
+  test_destination_cache();
   test_connected();
   test_stop();
   test_multicast();
