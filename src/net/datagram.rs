@@ -160,8 +160,9 @@ pub struct DatagramPort {
     ended: Cell<bool>,
     /// A UNIX socket file of ours, unlinked when the port stops.
     unlink_path: Option<Vec<u8>>,
-    /// The last sender, formatted: a peer usually sends many datagrams in a row.
-    last_sender: RefCell<Option<(SockAddr, reactor_address_t)>>,
+    /// The last sender, formatted: a peer usually sends many datagrams in a row. Lent to each read
+    /// (`None` meanwhile), so callbacks get a reference to it and no borrow is held while they run.
+    last_sender: Cell<Option<Box<Sender>>>,
     /// The last destination written to (replies usually go to one peer).
     last_destination: RefCell<Option<LastDestination>>,
     /// How the next readiness event reads (see `ReadPace`).
@@ -223,7 +224,7 @@ impl DatagramPort {
             stopping: Cell::new(false),
             ended: Cell::new(false),
             unlink_path,
-            last_sender: RefCell::new(None),
+            last_sender: Cell::new(None),
             last_destination: RefCell::new(None),
             pace: Cell::new(ReadPace::default()),
         });
@@ -350,6 +351,7 @@ impl DatagramPort {
         let queued = pass == pace.pass.wrapping_add(1);
         let one_only = pace.sparse && !queued;
         let mut buffers = reactor.net.borrow_mut().lend_datagram_buffers();
+        let mut sender = self.last_sender.take().unwrap_or_default();
         buffers.prepare(self.max_packet, BATCH_BYTES, BATCH_MAX);
         let most = if one_only { 1 } else { buffers.slots() };
         let mut bytes = 0;
@@ -383,10 +385,11 @@ impl DatagramPort {
                 let (data, from) = buffers.datagram(i);
                 bytes += data.len();
                 count += 1;
-                let from_address = self.sender(from);
+                sender.update(from);
                 if let Some(cb) = self.protocol.datagram_received {
                     let (handle, ud) = (self.handle(), self.ud());
-                    reactor.invoke(|| call_datagram_received(cb, handle, data, &from_address, ud));
+                    let from = &sender.formatted;
+                    reactor.invoke(|| call_datagram_received(cb, handle, data, from, ud));
                 }
                 if self.stopping.get() {
                     break 'reading; // stopped inside the callback: nothing more is delivered
@@ -398,33 +401,11 @@ impl DatagramPort {
             }
         }
         reactor.net.borrow_mut().return_datagram_buffers(buffers);
+        self.last_sender.set(Some(sender));
         self.pace.set(ReadPace {
             sparse: count <= 1,
             pass,
         });
-    }
-
-    /// A datagram's `from`, formatted once for a run of datagrams from one peer.
-    fn sender(&self, from: Option<SockAddr>) -> reactor_address_t {
-        let Some(from) = from else {
-            return self.unnamed_sender();
-        };
-        let mut last = self.last_sender.borrow_mut();
-        match &*last {
-            Some((previous, formatted)) if *previous == from => *formatted,
-            _ => {
-                let formatted = address::from_sock_addr(&from);
-                *last = Some((from, formatted));
-                formatted
-            }
-        }
-    }
-
-    /// The `from` of a datagram whose sender has no name (an unnamed UNIX socket).
-    fn unnamed_sender(&self) -> reactor_address_t {
-        let mut a = address::empty();
-        a.family = crate::types::REACTOR_FAMILY_UNIX;
-        a
     }
 
     // ----- writing ----------------------------------------------------------------------------
@@ -667,6 +648,39 @@ impl DatagramPort {
                 Ok(address::from_socket_addr(&SocketAddr::V6(addr)))
             }
         }
+    }
+}
+
+/// The `from` of the datagrams a read delivers, formatted once per run of datagrams from one peer.
+/// `addr` `None` is an unnamed UNIX sender (family UNIX, host "").
+struct Sender {
+    addr: Option<SockAddr>,
+    formatted: reactor_address_t,
+}
+
+impl Default for Sender {
+    fn default() -> Sender {
+        let mut formatted = address::empty();
+        formatted.family = crate::types::REACTOR_FAMILY_UNIX;
+        Sender {
+            addr: None,
+            formatted,
+        }
+    }
+}
+
+impl Sender {
+    fn update(&mut self, from: Option<SockAddr>) {
+        if from == self.addr {
+            return;
+        }
+        *self = match from {
+            Some(addr) => Sender {
+                formatted: address::from_sock_addr(&addr),
+                addr: Some(addr),
+            },
+            None => Sender::default(),
+        };
     }
 }
 

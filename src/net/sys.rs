@@ -86,8 +86,17 @@ impl SockAddr {
         storage: &libc::sockaddr_storage,
         len: libc::socklen_t,
     ) -> Option<SockAddr> {
+        let len = len as usize;
+        // Only the first `len` bytes are the address: the rest may be left from an earlier call
+        // (receive buffers are reused, and an unnamed UNIX sender's address has length 0).
+        if len
+            < std::mem::offset_of!(libc::sockaddr_storage, ss_family)
+                + size_of::<libc::sa_family_t>()
+        {
+            return None;
+        }
         match storage.ss_family as c_int {
-            libc::AF_INET => {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
                 // SAFETY: the family says the storage holds a sockaddr_in.
                 let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
                 let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
@@ -96,7 +105,7 @@ impl SockAddr {
                     u16::from_be(sin.sin_port),
                 ))))
             }
-            libc::AF_INET6 => {
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
                 // SAFETY: the family says the storage holds a sockaddr_in6.
                 let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
                 Some(SockAddr::Ip(SocketAddr::V6(SocketAddrV6::new(
@@ -110,7 +119,7 @@ impl SockAddr {
                 // SAFETY: the family says the storage holds a sockaddr_un.
                 let sun = unsafe { &*(storage as *const _ as *const libc::sockaddr_un) };
                 let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-                let n = (len as usize).saturating_sub(base).min(sun.sun_path.len());
+                let n = len.saturating_sub(base).min(sun.sun_path.len());
                 let mut path: Vec<u8> = sun.sun_path[..n].iter().map(|&c| c as u8).collect();
                 if path.first() != Some(&0) {
                     // A filesystem path: up to its NUL.
@@ -519,4 +528,29 @@ pub fn raw_in(cell: &std::cell::Cell<Option<OwnedFd>>) -> Option<RawFd> {
 
 pub fn raw(fd: &OwnedFd) -> RawFd {
     fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_reported_length_of_an_address_counts() {
+        let v4 = SockAddr::Ip("127.0.0.1:4000".parse().unwrap());
+        let (storage, len) = v4.to_raw();
+        assert_eq!(SockAddr::from_raw(&storage, len), Some(v4));
+        // An unnamed UNIX sender: length 0 over a buffer that still holds an earlier address.
+        assert_eq!(SockAddr::from_raw(&storage, 0), None);
+        // Shorter than its family's address: not that family's address.
+        assert_eq!(SockAddr::from_raw(&storage, len - 1), None);
+        // A UNIX address with nothing after the family is the unnamed one.
+        let (mut storage, _) = SockAddr::Unix(b"/tmp/x".to_vec()).to_raw();
+        let family_only = std::mem::offset_of!(libc::sockaddr_un, sun_path) as libc::socklen_t;
+        assert_eq!(
+            SockAddr::from_raw(&storage, family_only),
+            Some(SockAddr::Unix(Vec::new()))
+        );
+        storage.ss_family = libc::AF_INET as libc::sa_family_t;
+        assert_eq!(SockAddr::from_raw(&storage, family_only), None);
+    }
 }

@@ -21,6 +21,8 @@
  *     INVALID_ADDRESS; udp_connect: NULL host → INVALID, a name / the other family / port 0 →
  *     INVALID_ADDRESS; groups: NULL → INVALID, not multicast / other family / bad interface →
  *     INVALID_ADDRESS; TTL outside 0–255 → INVALID;
+ *   - senders interleaved in one queue (IPv4; UNIX bound, unnamed, bound): each datagram arrives
+ *     with its own `from`;
  *   - the remembered last destination: a host that extends, cuts or breaks (invalid UTF-8) the
  *     remembered one, or the same host with port 0, is still INVALID_ADDRESS; the same host with
  *     another port reaches that port; refusals change nothing (every datagram reaches its port);
@@ -91,6 +93,10 @@ typedef struct {
   uint32_t last_sum;
   uint8_t last[512];
   reactor_address_t last_from;
+  /* if set: byte 0 of every datagram is an index into these, and its `from` must be that sender */
+  const char *const *sender_hosts;
+  const uint16_t *sender_ports;
+  int wrong_sender;
   reactor_udp_t *u; /* the handle the callbacks saw */
 } port_t;
 
@@ -158,6 +164,13 @@ static void on_datagram(reactor_udp_t *u, const uint8_t *data, size_t len, const
   CHECK(from != NULL);
   if (!from) return;
   p->last_from = *from;
+  if (p->sender_hosts) {
+    int i = len ? data[0] : -1;
+    if (i < 0 || strcmp(from->host, p->sender_hosts[i]) != 0 || from->port != p->sender_ports[i]) {
+      if (p->wrong_sender++ == 0)
+        fprintf(stderr, "   datagram from sender %d arrived with from %s:%u\n", i, from->host, from->port);
+    }
+  }
   if (p->echo && from->host[0]) CHECK_OK(reactor_udp_write(u, data, len, from->host, from->port));
 }
 
@@ -1958,6 +1971,88 @@ static void remove_tmpdir(void) {
   rmdir(tmpdir);
 }
 
+/* `path` as a UNIX socket address (0 if it does not fit). */
+static int unix_sockaddr(const char *path, struct sockaddr_un *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  if (n >= sizeof sa->sun_path) return 0;
+  memcpy(sa->sun_path, path, n + 1);
+  return 1;
+}
+
+/* Senders interleaved in one queue (so a batch holds runs from several peers): every datagram is
+ * delivered with its own `from`, also across named and unnamed UNIX senders. */
+static const char *const run_pattern = "0001201122200010221";
+
+static void test_senders(void) {
+  SECTION("interleaved senders in one queue: each datagram has its own `from` (IPv4, UNIX named/unnamed)");
+  reactor_t *r = tu_new_reactor();
+  port_t rx;
+  reactor_udp_t *ru = open_udp(r, &rx, 0, "127.0.0.1", NULL);
+  uint16_t rp = port_of(ru);
+  int fds[3];
+  const char *hosts[3] = {"127.0.0.1", "127.0.0.1", "127.0.0.1"};
+  uint16_t ports[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = plain_udp("127.0.0.1", 0);
+    ports[i] = plain_port(fds[i]);
+  }
+  rx.sender_hosts = hosts;
+  rx.sender_ports = ports;
+  drive_until(r, &rx.started, 1, "start_protocol");
+  int n = 0;
+  for (int round = 0; round < 3; round++) {
+    for (const char *c = run_pattern; *c; c++, n++) {
+      uint8_t who = (uint8_t)(*c - '0');
+      plain_send(fds[who], "127.0.0.1", rp, &who, 1);
+    }
+  }
+  drive_until(r, &rx.received, n, "the interleaved datagrams");
+  CHECK_EQ(rx.wrong_sender, 0);
+  for (int i = 0; i < 3; i++) close(fds[i]);
+
+  /* UNIX: a bound sender, an unnamed one (from ""), another bound one */
+  char sp[128], ap[128], bp[128];
+  upath(sp, sizeof sp, "senders.sock");
+  upath(ap, sizeof ap, "sender-a.sock");
+  upath(bp, sizeof bp, "sender-b.sock");
+  port_t ux;
+  reactor_udp_t *uu = open_unix(r, &ux, sp, NULL);
+  const char *uhosts[3] = {ap, "", bp};
+  const uint16_t uports[3] = {0, 0, 0};
+  ux.sender_hosts = uhosts;
+  ux.sender_ports = uports;
+  int ufds[3];
+  for (int i = 0; i < 3; i++) {
+    ufds[i] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(ufds[i] >= 0);
+    if (uhosts[i][0]) {
+      struct sockaddr_un sa;
+      REQUIRE(unix_sockaddr(uhosts[i], &sa));
+      REQUIRE(bind(ufds[i], (struct sockaddr *)&sa, sizeof sa) == 0);
+    }
+  }
+  struct sockaddr_un to;
+  REQUIRE(unix_sockaddr(sp, &to));
+  drive_until(r, &ux.started, 1, "start_protocol of the UNIX port");
+  /* a UNIX datagram queue holds few datagrams (net.unix.max_dgram_qlen, 10 by default) and a full
+   * one blocks the sender: 8 at a time */
+  int un = 0;
+  for (const char *c = run_pattern; *c; c++) {
+    uint8_t who = (uint8_t)(*c - '0');
+    REQUIRE(sendto(ufds[who], &who, 1, 0, (struct sockaddr *)&to, sizeof to) == 1);
+    if (++un % 8 == 0 || !c[1]) drive_until(r, &ux.received, un, "the interleaved UNIX datagrams");
+  }
+  CHECK_EQ(ux.wrong_sender, 0);
+  for (int i = 0; i < 3; i++) close(ufds[i]);
+  unlink(ap);
+  unlink(bp);
+  (void)uu;
+  CHECK_OK(reactor_free(r));
+  CHECK_EQ(rx.released + ux.released, 2);
+}
+
 int main(void) {
   tu_watchdog(60);
   signal(SIGPIPE, SIG_DFL); /* the library must never raise it */
@@ -1975,6 +2070,7 @@ int main(void) {
   test_read_budget();
   test_validation();
   test_destination_cache();
+  test_senders();
   test_connected();
   test_stop();
   test_multicast();
