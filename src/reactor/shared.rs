@@ -222,7 +222,7 @@ impl Shared {
 
     /// Whether calls or async sends wait for the reactor (it asks after `prepare_to_block`).
     pub fn has_work(&self) -> bool {
-        self.calls.has_pending() || self.async_pending.load(Ordering::Relaxed)
+        self.has_calls() || self.async_pending.load(Ordering::Relaxed)
     }
 }
 

@@ -679,18 +679,23 @@ static void send_numbered(int fd, uint16_t port, uint32_t number, size_t len) {
   plain_send(fd, "127.0.0.1", port, d, len);
 }
 
+/* a port on 127.0.0.1 cutting datagrams at `max_packet_size`, its start_protocol run */
+static reactor_udp_t *open_started_udp(reactor_t *r, port_t *p, size_t max_packet_size) {
+  reactor_udp_options_t o;
+  reactor_udp_options_init(&o);
+  o.max_packet_size = max_packet_size;
+  reactor_udp_t *u = open_udp(r, p, 0, "127.0.0.1", &o);
+  drive_until(r, &p->started, 1, "start_protocol");
+  return u;
+}
+
 static void test_read_pace(void) {
   SECTION("reading pace: one datagram at a time, then a burst: every datagram, in order, cut alike");
   /* A port whose reads keep finding one datagram reads one per readiness event (recvmsg); one that
    * finds a queue reads batches again. Whatever the pace, the host must see the same thing. */
   reactor_t *r = tu_new_reactor();
   port_t p;
-  reactor_udp_options_t o;
-  reactor_udp_options_init(&o);
-  o.max_packet_size = 100;
-  reactor_udp_t *u = open_udp(r, &p, 0, "127.0.0.1", &o);
-  uint16_t port = port_of(u);
-  drive_until(r, &p.started, 1, "start_protocol");
+  uint16_t port = port_of(open_started_udp(r, &p, 100));
   p.numbered = 1;
   int c = plain_udp("127.0.0.1", 0);
   uint32_t sent = 0;
@@ -739,12 +744,8 @@ static void test_read_budget(void) {
   SECTION("fairness: a port reads about 256 KiB per readiness event, then other work runs");
   reactor_t *r = tu_new_reactor();
   port_t p;
-  reactor_udp_options_t o;
-  reactor_udp_options_init(&o);
-  o.max_packet_size = 2048;
-  reactor_udp_t *u = open_udp(r, &p, 0, "127.0.0.1", &o);
+  reactor_udp_t *u = open_started_udp(r, &p, 2048);
   uint16_t port = port_of(u);
-  drive_until(r, &p.started, 1, "start_protocol");
   /* room for the whole queue (SO_RCVBUFFORCE: CAP_NET_ADMIN; without it the test says so) */
   int want = 16 << 20;
   if (setsockopt(reactor_udp_fileno(u), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
@@ -1989,8 +1990,7 @@ static void test_senders(void) {
   SECTION("interleaved senders in one queue: each datagram has its own `from` (IPv4, UNIX named/unnamed)");
   reactor_t *r = tu_new_reactor();
   port_t rx;
-  reactor_udp_t *ru = open_udp(r, &rx, 0, "127.0.0.1", NULL);
-  uint16_t rp = port_of(ru);
+  uint16_t rp = port_of(open_started_udp(r, &rx, 8192));
   int fds[3];
   const char *hosts[3] = {"127.0.0.1", "127.0.0.1", "127.0.0.1"};
   uint16_t ports[3];
@@ -2000,7 +2000,6 @@ static void test_senders(void) {
   }
   rx.sender_hosts = hosts;
   rx.sender_ports = ports;
-  drive_until(r, &rx.started, 1, "start_protocol");
   int n = 0;
   for (int round = 0; round < 3; round++) {
     for (const char *c = run_pattern; *c; c++, n++) {
@@ -2018,7 +2017,7 @@ static void test_senders(void) {
   upath(ap, sizeof ap, "sender-a.sock");
   upath(bp, sizeof bp, "sender-b.sock");
   port_t ux;
-  reactor_udp_t *uu = open_unix(r, &ux, sp, NULL);
+  open_unix(r, &ux, sp, NULL);
   const char *uhosts[3] = {ap, "", bp};
   const uint16_t uports[3] = {0, 0, 0};
   ux.sender_hosts = uhosts;
@@ -2048,7 +2047,6 @@ static void test_senders(void) {
   for (int i = 0; i < 3; i++) close(ufds[i]);
   unlink(ap);
   unlink(bp);
-  (void)uu;
   CHECK_OK(reactor_free(r));
   CHECK_EQ(rx.released + ux.released, 2);
 }
