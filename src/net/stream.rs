@@ -28,8 +28,12 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
 
-/// Bytes read per readable event (the reactor's scratch buffer).
+/// Bytes one `recv` takes (the reactor's scratch buffer).
 const READ_SIZE: usize = 64 * 1024;
+/// Reads per readable event at most, while each fills the buffer: a fast sender costs one poll per
+/// 256 KiB rather than per 64 KiB (libuv reads up to 32 times), and other sources still get their
+/// turn after 256 KiB (the bound the datagram ports keep too).
+const READS_PER_EVENT: usize = 4;
 /// Default high / low water marks of the write buffer (Twisted's).
 const DEFAULT_HIGH: usize = 64 * 1024;
 const DEFAULT_LOW: usize = 0;
@@ -652,7 +656,7 @@ impl Transport {
         if readable && !self.state.borrow().ended {
             let wanted = Self::wanted(&self.state.borrow());
             if wanted.read {
-                self.read_once(reactor, event.reported_error());
+                self.read_available(reactor, event.reported_error());
             } else if event.bits & (REACTOR_HANGUP | REACTOR_ERROR) != 0
                 && !self.state.borrow().interest.write
             {
@@ -662,10 +666,32 @@ impl Transport {
         }
     }
 
-    /// One read. `reported` is a socket error the backend delivered with the event (kqueue): an end
-    /// of stream then ends the connection with that error (the socket may no longer hold it).
-    fn read_once(self: &Rc<Self>, reactor: &Reactor, reported: Option<i32>) {
-        let Some(fd) = self.raw_fd() else { return };
+    /// Reads again while each read fills the buffer (more is likely waiting), up to
+    /// `READS_PER_EVENT`, and only while the connection still wants to read: a `data_received` that
+    /// paused reading, lost the connection or crashed the reactor ends the run of reads at once.
+    fn read_available(self: &Rc<Self>, reactor: &Reactor, reported: Option<i32>) {
+        for _ in 0..READS_PER_EVENT {
+            if !self.read_once(reactor, reported) || !self.still_reading(reactor) {
+                return;
+            }
+        }
+    }
+
+    fn still_reading(&self, reactor: &Reactor) -> bool {
+        if reactor.is_crashing() || reactor.shared.is_poisoned() {
+            return false;
+        }
+        let st = self.state.borrow();
+        !st.ended && Self::wanted(&st).read
+    }
+
+    /// One read; true if it filled the buffer. `reported` is a socket error the backend delivered
+    /// with the event (kqueue): an end of stream then ends the connection with that error (the
+    /// socket may no longer hold it).
+    fn read_once(self: &Rc<Self>, reactor: &Reactor, reported: Option<i32>) -> bool {
+        let Some(fd) = self.raw_fd() else {
+            return false;
+        };
         let mut buffer = std::mem::take(&mut reactor.net.borrow_mut().read_buffer);
         buffer.resize(READ_SIZE, 0);
         // Passed fds need recvmsg; without a callback to take them a plain read is enough (the
@@ -682,12 +708,14 @@ impl Transport {
             }
             Err(e) => Err(e),
         };
+        let mut filled = false;
         match result {
             Ok(0) => match reported {
                 Some(e) => self.end_with(reactor, os_status(e)),
                 None => self.on_fin(reactor),
             },
             Ok(n) => {
+                filled = n == READ_SIZE;
                 if let Some(cb) = self.protocol.data_received {
                     let ud = self.ud();
                     reactor.invoke(|| call_data_received(cb, self.handle(), &buffer[..n], ud));
@@ -697,6 +725,7 @@ impl Transport {
             Err(e) => self.end_with(reactor, os_status(e)),
         }
         reactor.net.borrow_mut().read_buffer = buffer;
+        filled
     }
 
     /// Passed fds, before the bytes they came with: the host's (`file_descriptor_received`), or closed
@@ -872,6 +901,10 @@ impl Transport {
                 skip -= taken;
                 out.push(&part[taken..]);
             }
+        } else if self.state.borrow().outgoing.is_none() {
+            // All of it went out and there is no buffer or producer: nothing the interest or a
+            // producer depends on changed (the common small write of a request/response host).
+            return Ok(());
         }
         self.update_interest(reactor);
         self.producer_after_write(reactor);

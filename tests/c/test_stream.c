@@ -16,6 +16,8 @@
  *     lose_write_connection → write_connection_lost, then connection_lost(OK);
  *   - build_protocol refusing closes the peer, no connection_made;
  *   - pause_reading holds data (and the FIN) until resume_reading;
+ *   - a readable event reads on while each read fills the 64 KiB buffer, at most 4 times (256 KiB),
+ *     and stops at once when data_received pauses reading or loses the connection;
  *   - pause/resume accepting; stop_listening closes at once (the port binds again), its release
  *     comes on a later pass, a second stop → INVALID;
  *   - UNIX: a path socket (mode applied, unlinked on stop, an existing path → ADDRESS_IN_USE, too
@@ -29,6 +31,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,11 +46,14 @@ typedef struct {
   int mode;
   int made, lost, lost_reason, read_lost, write_lost, releases, inside_host_call;
   long received;
+  int calls; /* data_received calls */
   reactor_transport_t *t;
   int lost_before_release_ok;
   /* what to do in connection_made */
   void (*on_made)(reactor_transport_t *t);
   void (*on_read_lost)(reactor_transport_t *t);
+  /* called at each data_received, before the echo */
+  void (*on_data)(reactor_transport_t *t);
 } conn_t;
 
 static conn_t conns[8];
@@ -70,6 +76,8 @@ static void received(reactor_transport_t *t, const uint8_t *data, size_t len, vo
   conn_t *c = ud;
   static unsigned turn;
   c->received += (long)len;
+  c->calls++;
+  if (c->on_data) c->on_data(t);
   if (c->mode != ECHO) return;
   switch (turn++ % 3) {
     case 0:
@@ -563,6 +571,112 @@ static void test_half_close_refusal_pause(void) {
   CHECK_OK(reactor_free(r));
 }
 
+/* ---- reads per readable event ------------------------------------------------------------------ */
+
+#define BURST_BYTES (1 << 20)
+static uint8_t burst[BURST_BYTES];
+
+/* 1 MiB at once (the server holds it all: its receive buffer is raised first), then the FIN */
+static void burst_script(int fd) { send_all(fd, burst, BURST_BYTES); }
+
+static void paused_with_big_buffer(reactor_transport_t *t) {
+  int big = 4 << 20;
+  CHECK(setsockopt(reactor_transport_fileno(t), SOL_SOCKET, SO_RCVBUF, &big, sizeof big) == 0);
+  CHECK_OK(reactor_transport_pause_reading(t));
+}
+
+/* connects the burst client and waits until all of it is queued at the (paused) server */
+static conn_t *queued_burst(reactor_t *r, uint16_t port, void (*on_data)(reactor_transport_t *)) {
+  reset_conns();
+  for (int i = 0; i < 8; i++) {
+    conns[i].mode = SILENT;
+    conns[i].on_made = paused_with_big_buffer;
+    conns[i].on_data = on_data;
+  }
+  client_t c = {.family = AF_INET, .port = port, .script = burst_script};
+  pthread_t th = start_client(&c);
+  drive_until(r, &c.done, "the burst client");
+  pthread_join(th, NULL);
+  /* the client may have finished into its own send buffer before the accept: wait until the
+     server's socket holds all of it */
+  int queued = 0;
+  double deadline = tu_now() + 10;
+  while (queued < BURST_BYTES && tu_now() < deadline) {
+    CHECK_OK(reactor_iterate(r, 0.002));
+    if (conns[0].made) REQUIRE(ioctl(reactor_transport_fileno(conns[0].t), FIONREAD, &queued) == 0);
+  }
+  CHECK_EQ(conns[0].made, 1);
+  CHECK_EQ(queued, BURST_BYTES);
+  CHECK_EQ(conns[0].calls, 0);
+  return &conns[0];
+}
+
+static void pause_in_data(reactor_transport_t *t) { CHECK_OK(reactor_transport_pause_reading(t)); }
+static void lose_in_data(reactor_transport_t *t) { CHECK_OK(reactor_transport_lose_connection(t)); }
+
+static void test_reads_per_event(void) {
+  SECTION("reads per readable event: on while the buffer fills, at most 4, stopped by pause/lose");
+  reactor_t *r = tu_new_reactor();
+  reactor_protocol_t p = protocol(1);
+  reactor_port_t *port = NULL;
+  CHECK_OK(reactor_listen_tcp(r, 0, "127.0.0.1", NULL, &p, build, NULL, NULL, &port));
+  reactor_address_t host;
+  CHECK_OK(reactor_port_get_host(port, &host));
+  for (size_t i = 0; i < BURST_BYTES; i++) burst[i] = (uint8_t)(i * 7);
+
+  /* all of it: one pass (one iterate) never reads more than 4 times, and with 1 MiB waiting it
+     reads more than once */
+  conn_t *c = queued_burst(r, host.port, NULL);
+  CHECK_OK(reactor_transport_resume_reading(c->t));
+  int most = 0, passes = 0;
+  double deadline = tu_now() + 10;
+  while (c->read_lost == 0 && tu_now() < deadline) {
+    int before = c->calls;
+    CHECK_OK(reactor_iterate(r, 0.005));
+    if (c->calls - before > most) most = c->calls - before;
+    passes++;
+  }
+  CHECK_EQ(c->received, BURST_BYTES);
+  CHECK_EQ(c->read_lost, 1);
+  CHECK(most >= 2);
+  CHECK(most <= 4);
+  CHECK(c->calls >= BURST_BYTES / 65536);
+  CHECK(passes >= BURST_BYTES / (4 * 65536));
+  CHECK_OK(reactor_transport_lose_connection(c->t));
+  deadline = tu_now() + 10;
+  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(c->lost, 1);
+
+  /* data_received pauses reading: no further read in that event, nor later until resumed */
+  c = queued_burst(r, host.port, pause_in_data);
+  CHECK_OK(reactor_transport_resume_reading(c->t));
+  drive_for(r, 0.05);
+  CHECK_EQ(c->calls, 1);
+  CHECK_EQ(c->received, 65536);
+  c->on_data = NULL;
+  CHECK_OK(reactor_transport_resume_reading(c->t));
+  deadline = tu_now() + 10;
+  while (c->read_lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(c->received, BURST_BYTES);
+  CHECK_OK(reactor_transport_lose_connection(c->t));
+  deadline = tu_now() + 10;
+  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  CHECK_EQ(c->lost, 1);
+
+  /* data_received loses the connection: nothing more is read, connection_lost(OK) once */
+  c = queued_burst(r, host.port, lose_in_data);
+  CHECK_OK(reactor_transport_resume_reading(c->t));
+  deadline = tu_now() + 10;
+  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_for(r, 0.02);
+  CHECK_EQ(c->calls, 1);
+  CHECK_EQ(c->received, 65536);
+  CHECK_EQ(c->lost, 1);
+  CHECK_EQ(c->lost_reason, REACTOR_OK);
+  CHECK_EQ(c->releases, 1);
+  CHECK_OK(reactor_free(r));
+}
+
 /* ---- UNIX --------------------------------------------------------------------------------------- */
 
 static void small_echo_script(int fd) {
@@ -805,6 +919,7 @@ int main(void) {
   test_tcp_echo();
   test_closing();
   test_half_close_refusal_pause();
+  test_reads_per_event();
   test_unix();
   test_shutdown_and_free();
   test_bad_input();
