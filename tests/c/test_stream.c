@@ -46,7 +46,8 @@ typedef struct {
   int mode;
   int made, lost, lost_reason, read_lost, write_lost, releases, inside_host_call;
   long received;
-  int calls; /* data_received calls */
+  int calls;            /* data_received calls */
+  const uint8_t *expect; /* when set: the bytes data_received must see, in order */
   reactor_transport_t *t;
   int lost_before_release_ok;
   /* what to do in connection_made */
@@ -75,6 +76,7 @@ static void made(reactor_transport_t *t, void *ud) {
 static void received(reactor_transport_t *t, const uint8_t *data, size_t len, void *ud) {
   conn_t *c = ud;
   static unsigned turn;
+  if (c->expect) CHECK(memcmp(data, c->expect + c->received, len) == 0);
   c->received += (long)len;
   c->calls++;
   if (c->on_data) c->on_data(t);
@@ -592,6 +594,7 @@ static conn_t *queued_burst(reactor_t *r, uint16_t port, void (*on_data)(reactor
     conns[i].mode = SILENT;
     conns[i].on_made = paused_with_big_buffer;
     conns[i].on_data = on_data;
+    conns[i].expect = burst;
   }
   client_t c = {.family = AF_INET, .port = port, .script = burst_script};
   pthread_t th = start_client(&c);
