@@ -564,6 +564,15 @@ def machine():
             "versions": vers, "cc": cc[0] if cc else "?"}
 
 
+def runs_better(mine, theirs, direction):
+    """In how many paired runs libreactor beat the other library ("—" when a run is missing, so the
+    pairs would not line up)."""
+    if not mine or not theirs or len(mine) != len(theirs):
+        return "—"
+    won = sum(1 for a, b in zip(mine, theirs) if (a > b if direction == "up" else a < b))
+    return "%d/%d" % (won, len(mine))
+
+
 def render(args, runs, shapes, libs, med, samples, problems, notes, infos, other_load):
     m = machine()
     peers = [l for l in libs if l in PEERS]
@@ -609,9 +618,13 @@ def render(args, runs, shapes, libs, med, samples, problems, notes, infos, other
         L.append("For throughput rows (`higher`) a ratio > 1 means libreactor is better; for latency, "
                  "memory and CPU-per-event rows (`lower`) a ratio < 1 means libreactor is better. "
                  "\"best peer\" is the best of libuv, libev and libevent in this run; ✓ marks rows where "
-                 "libreactor is at least as good as the best peer.\n")
+                 "libreactor is at least as good as the best peer. \"runs better\" pairs the runs (the same "
+                 "round of the interleaved order) and counts those in which libreactor beat that peer "
+                 "(libuv: the peer several issues name): all or none of them is a clear result; anything "
+                 "in between means the spread decides the row.\n")
         others = [l for l in libs if l != "libreactor"]
-        hdr = ["benchmark", "better"] + ["vs " + l for l in others] + (["vs best peer", ""] if peers else [])
+        hdr = ["benchmark", "better"] + ["vs " + l for l in others] + (
+            ["vs best peer", "", "runs better than best peer", "runs better than libuv"] if peers else [])
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "---|" * len(hdr))
         for shape, metric, label, unit, direction in ROWS:
@@ -629,9 +642,12 @@ def render(args, runs, shapes, libs, med, samples, problems, notes, infos, other
                     best, bp = (max if direction == "up" else min)(pv)
                     ratio = mine / best
                     ok = ratio >= 1 if direction == "up" else ratio <= 1
-                    cells += ["%.2f (%s)" % (ratio, bp), "✓" if ok else "✗"]
+                    mine_runs = samples.get((shape, "libreactor", metric))
+                    cells += ["%.2f (%s)" % (ratio, bp), "✓" if ok else "✗",
+                              runs_better(mine_runs, samples.get((shape, bp, metric)), direction),
+                              runs_better(mine_runs, samples.get((shape, "libuv", metric)), direction)]
                 else:
-                    cells += ["—", ""]
+                    cells += ["—", "", "—", "—"]
             L.append("| " + " | ".join(cells) + " |")
         L.append("")
 
