@@ -678,7 +678,7 @@ impl Transport {
     }
 
     fn still_reading(&self, reactor: &Reactor) -> bool {
-        if reactor.is_crashing() || reactor.shared.is_poisoned() {
+        if reactor.stops_dispatching() {
             return false;
         }
         let st = self.state.borrow();

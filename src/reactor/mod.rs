@@ -260,6 +260,12 @@ impl Reactor {
         self.state.get().is_crashing()
     }
 
+    /// No more events are dispatched in this pass: a crash was requested, or a callback panicked
+    /// (the reactor is poisoned).
+    pub(crate) fn stops_dispatching(&self) -> bool {
+        self.is_crashing() || self.shared.is_poisoned()
+    }
+
     pub fn in_callback(&self) -> bool {
         self.callback_depth.get() > 0
     }
@@ -380,10 +386,12 @@ impl Reactor {
     }
 
     fn should_leave_loop(&self) -> bool {
-        let state = self.state.get();
-        state.is_crashing()
-            || self.shared.is_poisoned()
-            || state.run().is_some_and(|run| run.stage == Stage::Done)
+        self.stops_dispatching()
+            || self
+                .state
+                .get()
+                .run()
+                .is_some_and(|run| run.stage == Stage::Done)
     }
 
     // ----- the pass -----------------------------------------------------------------------------
@@ -517,7 +525,7 @@ impl Reactor {
 
     fn dispatch_io(&self) {
         loop {
-            if self.state.get().is_crashing() || self.shared.is_poisoned() {
+            if self.stops_dispatching() {
                 return;
             }
             let index = self.io_cursor.get();

@@ -176,6 +176,20 @@ static void drive_for(reactor_t *r, double seconds) {
   while (tu_now() < end) CHECK_OK(reactor_iterate(r, 0.005));
 }
 
+/* drives until a callback counter is set (10 s at most; the caller checks the count) */
+static void drive_until_counted(reactor_t *r, const int *count) {
+  double deadline = tu_now() + 10;
+  while (*count == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+}
+
+/* a TCP port on 127.0.0.1 (port 0) with the counting protocol `p`; returns its real port */
+static uint16_t listen_local(reactor_t *r, const reactor_protocol_t *p, reactor_port_t **port) {
+  CHECK_OK(reactor_listen_tcp(r, 0, "127.0.0.1", NULL, p, build, NULL, NULL, port));
+  reactor_address_t host;
+  CHECK_OK(reactor_port_get_host(*port, &host));
+  return host.port;
+}
+
 typedef struct {
   int family; /* AF_INET or AF_UNIX */
   uint16_t port;
@@ -314,8 +328,7 @@ static void test_tcp_echo(void) {
   pthread_t th = start_client(&c);
   drive_until(r, &c.done, "the echo client");
   pthread_join(th, NULL);
-  double deadline = tu_now() + 10;
-  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].lost);
   check_echo();
   /* the library's own later work (connection_made, the end) is not counted as thread calls */
   reactor_stats_t stats = {.struct_size = sizeof stats};
@@ -476,21 +489,18 @@ static void test_half_close_refusal_pause(void) {
   reactor_t *r = tu_new_reactor();
   reactor_protocol_t p = protocol(1);
   reactor_port_t *port = NULL;
-  CHECK_OK(reactor_listen_tcp(r, 0, "127.0.0.1", NULL, &p, build, NULL, NULL, &port));
-  reactor_address_t host;
-  CHECK_OK(reactor_port_get_host(port, &host));
+  uint16_t tcp_port = listen_local(r, &p, &port);
 
   reset_conns();
   for (int i = 0; i < 8; i++) {
     conns[i].mode = SILENT;
     conns[i].on_read_lost = reply_and_half_close;
   }
-  client_t c = {.family = AF_INET, .port = host.port, .script = half_script};
+  client_t c = {.family = AF_INET, .port = tcp_port, .script = half_script};
   pthread_t th = start_client(&c);
   drive_until(r, &c.done, "the half-closing client");
   pthread_join(th, NULL);
-  double deadline = tu_now() + 10;
-  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].lost);
   CHECK_EQ(half_got, 4);
   CHECK(memcmp(half_reply, "pong", 4) == 0);
   CHECK_EQ(conns[0].received, 4);
@@ -506,12 +516,11 @@ static void test_half_close_refusal_pause(void) {
     conns[i].mode = SILENT;
     conns[i].on_made = reply_and_half_close;
   }
-  client_t late = {.family = AF_INET, .port = host.port, .script = late_fin_script};
+  client_t late = {.family = AF_INET, .port = tcp_port, .script = late_fin_script};
   th = start_client(&late);
   drive_until(r, &late.done, "the client that half-closes last");
   pthread_join(th, NULL);
-  deadline = tu_now() + 10;
-  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].lost);
   CHECK_EQ(half_got, 4);
   CHECK_EQ(conns[0].received, 4);
   CHECK_EQ(conns[0].write_lost, 1);
@@ -522,7 +531,7 @@ static void test_half_close_refusal_pause(void) {
   SECTION("refused by build_protocol");
   reset_conns();
   refuse_next = 1;
-  run_one(r, host.port, read_all_script, NULL, "the refused client");
+  run_one(r, tcp_port, read_all_script, NULL, "the refused client");
   CHECK_EQ(builds, 1);
   CHECK_EQ(client_got, 0);
   CHECK_EQ(conns[0].made, 0);
@@ -533,7 +542,7 @@ static void test_half_close_refusal_pause(void) {
     conns[i].mode = SILENT;
     conns[i].on_made = pause_now;
   }
-  client_t c2 = {.family = AF_INET, .port = host.port, .script = send_and_close_script};
+  client_t c2 = {.family = AF_INET, .port = tcp_port, .script = send_and_close_script};
   th = start_client(&c2);
   drive_until(r, &c2.done, "the sending client");
   pthread_join(th, NULL);
@@ -543,14 +552,12 @@ static void test_half_close_refusal_pause(void) {
   CHECK_EQ(conns[0].lost, 0);
   CHECK_EQ(conns[0].read_lost, 0);
   CHECK_OK(reactor_transport_resume_reading(conns[0].t));
-  deadline = tu_now() + 10;
-  while (conns[0].read_lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].read_lost);
   CHECK_EQ(conns[0].received, 9);
   CHECK_EQ(conns[0].read_lost, 1); /* half-close aware: the FIN came after the data */
   CHECK_EQ(conns[0].lost, 0);
   CHECK_OK(reactor_transport_lose_connection(conns[0].t));
-  deadline = tu_now() + 10;
-  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].lost);
   CHECK_EQ(conns[0].lost, 1);
   CHECK_EQ(conns[0].lost_reason, REACTOR_OK);
 
@@ -558,15 +565,14 @@ static void test_half_close_refusal_pause(void) {
   reset_conns();
   for (int i = 0; i < 8; i++) conns[i].mode = SILENT;
   CHECK_OK(reactor_port_pause_accepting(port));
-  client_t c3 = {.family = AF_INET, .port = host.port, .script = send_and_close_script};
+  client_t c3 = {.family = AF_INET, .port = tcp_port, .script = send_and_close_script};
   th = start_client(&c3);
   drive_until(r, &c3.done, "the waiting client"); /* connect completes in the backlog */
   pthread_join(th, NULL);
   drive_for(r, 0.05);
   CHECK_EQ(builds, 0);
   CHECK_OK(reactor_port_resume_accepting(port));
-  deadline = tu_now() + 10;
-  while (conns[0].read_lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].read_lost);
   CHECK_EQ(builds, 1);
   CHECK_EQ(conns[0].received, 9);
   CHECK_EQ(conns[0].read_lost, 1);
@@ -614,7 +620,6 @@ static conn_t *queued_burst(reactor_t *r, uint16_t port, void (*on_data)(reactor
   return &conns[0];
 }
 
-static void pause_in_data(reactor_transport_t *t) { CHECK_OK(reactor_transport_pause_reading(t)); }
 static void lose_in_data(reactor_transport_t *t) { CHECK_OK(reactor_transport_lose_connection(t)); }
 
 static void test_reads_per_event(void) {
@@ -622,14 +627,12 @@ static void test_reads_per_event(void) {
   reactor_t *r = tu_new_reactor();
   reactor_protocol_t p = protocol(1);
   reactor_port_t *port = NULL;
-  CHECK_OK(reactor_listen_tcp(r, 0, "127.0.0.1", NULL, &p, build, NULL, NULL, &port));
-  reactor_address_t host;
-  CHECK_OK(reactor_port_get_host(port, &host));
+  uint16_t tcp_port = listen_local(r, &p, &port);
   for (size_t i = 0; i < BURST_BYTES; i++) burst[i] = (uint8_t)(i * 7);
 
   /* all of it: one pass (one iterate) never reads more than 4 times, and with 1 MiB waiting it
      reads more than once */
-  conn_t *c = queued_burst(r, host.port, NULL);
+  conn_t *c = queued_burst(r, tcp_port, NULL);
   CHECK_OK(reactor_transport_resume_reading(c->t));
   int most = 0, passes = 0;
   double deadline = tu_now() + 10;
@@ -646,31 +649,27 @@ static void test_reads_per_event(void) {
   CHECK(c->calls >= BURST_BYTES / 65536);
   CHECK(passes >= BURST_BYTES / (4 * 65536));
   CHECK_OK(reactor_transport_lose_connection(c->t));
-  deadline = tu_now() + 10;
-  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &c->lost);
   CHECK_EQ(c->lost, 1);
 
   /* data_received pauses reading: no further read in that event, nor later until resumed */
-  c = queued_burst(r, host.port, pause_in_data);
+  c = queued_burst(r, tcp_port, pause_now);
   CHECK_OK(reactor_transport_resume_reading(c->t));
   drive_for(r, 0.05);
   CHECK_EQ(c->calls, 1);
   CHECK_EQ(c->received, 65536);
   c->on_data = NULL;
   CHECK_OK(reactor_transport_resume_reading(c->t));
-  deadline = tu_now() + 10;
-  while (c->read_lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &c->read_lost);
   CHECK_EQ(c->received, BURST_BYTES);
   CHECK_OK(reactor_transport_lose_connection(c->t));
-  deadline = tu_now() + 10;
-  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &c->lost);
   CHECK_EQ(c->lost, 1);
 
   /* data_received loses the connection: nothing more is read, connection_lost(OK) once */
-  c = queued_burst(r, host.port, lose_in_data);
+  c = queued_burst(r, tcp_port, lose_in_data);
   CHECK_OK(reactor_transport_resume_reading(c->t));
-  deadline = tu_now() + 10;
-  while (c->lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &c->lost);
   drive_for(r, 0.02);
   CHECK_EQ(c->calls, 1);
   CHECK_EQ(c->received, 65536);
@@ -715,8 +714,7 @@ static void run_unix(reactor_t *r, const char *path) {
   pthread_t th = start_client(&c);
   drive_until(r, &c.done, "the UNIX client");
   pthread_join(th, NULL);
-  double deadline = tu_now() + 10;
-  while (conns[0].lost == 0 && tu_now() < deadline) CHECK_OK(reactor_iterate(r, 0.005));
+  drive_until_counted(r, &conns[0].lost);
   CHECK_EQ(conns[0].made, 1);
   CHECK_EQ(conns[0].received, 5);
   CHECK_EQ(conns[0].lost, 1);
